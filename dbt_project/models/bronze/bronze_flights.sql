@@ -1,0 +1,4 @@
+{{ partitioned_config("landing_date") }}
+{{ config(alias="flights") }}
+-- depends_on: {{ source("landing", "flights") }}
+{{ bronze_from_landing("flights") }}

@@ -1,0 +1,4 @@
+{{ partitioned_config("landing_date") }}
+{{ config(alias="weather") }}
+-- depends_on: {{ source("landing", "weather") }}
+{{ bronze_from_landing("weather") }}

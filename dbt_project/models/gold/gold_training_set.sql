@@ -1,0 +1,15 @@
+{{ partitioned_config("flight_date") }}
+{{ config(alias="training_set") }}
+{#- Features plus the label, for flights whose label is known (SPEC §3): cancelled and diverted
+    flights have no arr_delay and are scored but never trained on. -#}
+
+select
+    f.* exclude (load_id, computed_at),
+    s.arr_delay >= 15 as is_delayed,
+    '{{ var("load_id") }}' as load_id,
+    now() as computed_at
+from {{ ref("gold_flight_features") }} f
+join {{ ref("silver_flights") }} s using (flight_id)
+where {{ in_window("f.flight_date") }}
+  and {{ in_window("s.flight_date") }}
+  and s.arr_delay is not null
