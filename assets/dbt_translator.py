@@ -1,0 +1,41 @@
+"""How dbt models become Dagster assets: keys by layer schema, groups by layer, look-back mappings."""
+
+from collections.abc import Mapping
+from typing import Any
+
+import dagster as dg
+from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
+
+
+class TarmacDbtTranslator(DagsterDbtTranslator):
+    def __init__(self) -> None:
+        super().__init__(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> dg.AssetKey:
+        # bronze/flights, silver/quarantine, gold/flight_features: the DuckDB schema and table name
+        if dbt_resource_props["resource_type"] == "source":
+            return dg.AssetKey([dbt_resource_props["source_name"], dbt_resource_props["name"]])
+        alias = dbt_resource_props.get("alias") or dbt_resource_props["name"]
+        return dg.AssetKey([dbt_resource_props["config"]["schema"], alias])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if dbt_resource_props["resource_type"] == "source":
+            return dbt_resource_props["source_name"]
+        return dbt_resource_props["config"].get("schema")
+
+    def get_partition_mapping(
+        self,
+        dbt_resource_props: Mapping[str, Any],
+        dbt_parent_resource_props: Mapping[str, Any],
+    ) -> dg.PartitionMapping | None:
+        # A model that reads N earlier days of a parent says so in its meta; the same number
+        # drives its SQL, so the dependency Dagster sees is the one the query has.
+        lookback = dbt_resource_props["config"].get("meta", {}).get("partition_lookback_days", {})
+        days = lookback.get(dbt_parent_resource_props["name"])
+        if days:
+            # the first days of the year have no earlier history: that is not a missing input
+            return dg.TimeWindowPartitionMapping(
+                start_offset=-int(days), end_offset=0, allow_nonexistent_upstream_partitions=True
+            )
+        return None
+

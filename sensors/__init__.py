@@ -1,0 +1,3 @@
+"""Sensors that drive the pipeline from the landing zone (see README)."""
+
+all_sensors: list = []
