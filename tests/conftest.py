@@ -1,0 +1,97 @@
+"""Shared fixtures: an isolated data directory, landing files, an instance, in-process runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from resources.dbt import manifest_path
+from resources.landing_zone import days_between, fill_landing_zone
+from resources.pipeline import materialize_days
+from resources.settings import TarmacPaths
+
+# Columns that record when and by which run a row was loaded: excluded from content comparisons.
+LOAD_METADATA_COLUMNS = {"load_id", "ingested_at", "loaded_at", "quarantined_at", "audited_at", "computed_at"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    manifest_path()  # a clear error up front if set-up did not build the manifest
+
+
+@pytest.fixture
+def paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TarmacPaths:
+    """A fresh, empty data directory for this test."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    monkeypatch.setenv("TARMAC_DATA_DIR", str(data_dir))
+    return TarmacPaths(data_dir)
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
+    """A persistent instance whose `duckdb_warehouse` pool admits one writer, as dagster.yaml does."""
+    with dg.instance_for_test(overrides={"concurrency": {"pools": {"default_limit": 1}}}) as inst:
+        yield inst
+
+
+@pytest.fixture
+def land(paths: TarmacPaths) -> Callable[[str, str], None]:
+    def _land(start: str, end: str) -> None:
+        fill_landing_zone(paths, days_between(start, end))
+
+    return _land
+
+
+@pytest.fixture
+def run_days(instance: dg.DagsterInstance) -> Callable[..., list[dg.ExecuteInJobResult]]:
+    """Materialize every asset for start..end (both included); fails the test if a run fails."""
+
+    def _run(start: str, end: str, expect_success: bool = True) -> list[dg.ExecuteInJobResult]:
+        results = materialize_days(start, end, instance)
+        if expect_success:
+            failed = [r for r in results if not r.success]
+            assert not failed, f"run {failed[0].run_id} failed: " + "; ".join(
+                str(e.event_specific_data.error.message)
+                for r in failed
+                for e in r.all_events
+                if e.is_failure and getattr(e.event_specific_data, "error", None)
+            )
+        return results
+
+    return _run
+
+
+@pytest.fixture
+def query(paths: TarmacPaths) -> Callable[[str], list[tuple]]:
+    """Run a query against the warehouse, read-only."""
+
+    def _query(sql: str, params: list | None = None) -> list[tuple]:
+        with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+            return con.execute(sql, params or []).fetchall()
+
+    return _query
+
+
+def table_hash(paths: TarmacPaths, table: str) -> tuple[int, str]:
+    """Row count and an order-independent content hash of a table, load metadata excluded."""
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        schema, name = table.split(".")
+        columns = [
+            c
+            for (c,) in con.execute(
+                "select column_name from information_schema.columns "
+                "where table_schema = ? and table_name = ? order by ordinal_position",
+                [schema, name],
+            ).fetchall()
+            if c not in LOAD_METADATA_COLUMNS
+        ]
+        col_list = ", ".join(f'"{c}"' for c in columns)
+        count, digest = con.execute(
+            f"select count(*), md5(string_agg(md5(row({col_list})::varchar), ',' order by md5(row({col_list})::varchar))) "
+            f"from {table}"
+        ).fetchone()
+        return count, digest

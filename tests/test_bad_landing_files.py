@@ -1,0 +1,246 @@
+"""Broken landing files: every bad line is kept, quarantined with its exact place, and counted;
+a file that cannot be read at all fails its partition with an error that names the file.
+
+The files are real days from the landing writer, corrupted with plain Python before the run.
+Physical line numbers count the header as line 1.
+"""
+
+from datetime import timedelta
+from pathlib import Path
+
+# One successful run over four days, each day's files carrying different faults.
+TYPE_AND_TRUNCATION_DAY = "2013-05-06"  # flights: dep_delay 'abc' on one line; last line cut short
+DUPLICATES_DAY = "2013-05-07"  # flights: an exact copy of a line, and a same-key line with another dep_delay
+BLANK_LINE_DAY = "2013-05-08"  # flights: a blank line in the middle
+NO_WEATHER_DAY = "2013-05-09"  # weather: no file delivered
+DAYS = [TYPE_AND_TRUNCATION_DAY, DUPLICATES_DAY, BLANK_LINE_DAY, NO_WEATHER_DAY]
+
+# Flights columns by position (the source's order).
+DEP_TIME, DEP_DELAY, CARRIER, FLIGHT, ORIGIN = 3, 5, 9, 10, 12
+WEATHER_COLUMNS = ["temp_f", "wind_speed_mph", "visib_mi", "precip_in", "humid"]
+
+
+def read_lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines()
+
+
+def write_lines(path: Path, lines: list[str], trailing_newline: bool = True) -> None:
+    path.write_text("\n".join(lines) + ("\n" if trailing_newline else ""), encoding="utf-8")
+
+
+def flight_id(line: str, day: str) -> str:
+    f = line.split(",")
+    return f"{f[CARRIER]}-{f[FLIGHT]}-{f[ORIGIN]}-{day.replace('-', '')}"
+
+
+def departed_line_index(lines: list[str], start: int) -> int:
+    """Index of the first data line at or after `start` with a numeric dep_delay."""
+    return next(i for i in range(start, len(lines)) if lines[i].split(",")[DEP_DELAY] not in ("NA", ""))
+
+
+def physical_data_lines(path: Path) -> int:
+    """Lines after the header, blank ones included, as a text editor would count them."""
+    return len(read_lines(path)) - 1
+
+
+def test_bad_lines_are_quarantined_counted_and_a_missing_weather_day_leaves_weather_unknown(
+    paths, land, run_days, query
+):
+    """A day's bad lines never stop the day: each is quarantined with rule, reason, file, line
+    and payload; duplicates are dropped and counted; every landed line is accounted for; a day
+    without a weather file still gets features, with weather unknown once observations are stale."""
+    land(DAYS[0], DAYS[-1])
+    flights = {day: paths.landing_day_file("flights", day) for day in DAYS}
+
+    # Day 1: a value of the wrong type, and a last line cut off mid-way with no final newline.
+    lines = read_lines(flights[TYPE_AND_TRUNCATION_DAY])
+    bad_type_index = departed_line_index(lines, 10)
+    fields = lines[bad_type_index].split(",")
+    fields[DEP_DELAY] = "abc"
+    lines[bad_type_index] = ",".join(fields)
+    bad_type = {"line": lines[bad_type_index], "number": bad_type_index + 1}
+    truncated_line = lines[-1][: len(lines[-1]) // 2]
+    truncated_id = flight_id(lines[-1], TYPE_AND_TRUNCATION_DAY)
+    lines[-1] = truncated_line
+    truncated_number = len(lines)
+    write_lines(flights[TYPE_AND_TRUNCATION_DAY], lines, trailing_newline=False)
+
+    # Day 2: an exact copy of one line, and a line with another line's key but a different dep_delay.
+    lines = read_lines(flights[DUPLICATES_DAY])
+    copied_index = departed_line_index(lines, 20)
+    conflicted_index = departed_line_index(lines, 30)
+    assert copied_index != conflicted_index
+    fields = lines[conflicted_index].split(",")
+    fields[DEP_DELAY] = str(int(fields[DEP_DELAY]) + 1)
+    conflicting_line = ",".join(fields)
+    lines += [lines[copied_index], conflicting_line]
+    conflicting_number = len(lines)
+    write_lines(flights[DUPLICATES_DAY], lines)
+    copied_id = flight_id(lines[copied_index], DUPLICATES_DAY)
+    conflicted_id = flight_id(lines[conflicted_index], DUPLICATES_DAY)
+    original_dep_delay = int(lines[conflicted_index].split(",")[DEP_DELAY])
+
+    # Day 3: a blank line in the middle; the line after it moves down by one.
+    lines = read_lines(flights[BLANK_LINE_DAY])
+    blank_index = 51
+    lines.insert(blank_index, "")
+    write_lines(flights[BLANK_LINE_DAY], lines)
+    after_blank = {"line": lines[blank_index + 1], "number": blank_index + 2}
+    blank_day_line_count = len(lines)
+
+    # Day 4: no weather file.
+    paths.landing_day_file("weather", NO_WEATHER_DAY).unlink()
+
+    run_days(DAYS[0], DAYS[-1])
+
+    quarantined = query(
+        "select landing_date::varchar, rule, reason, source_file, source_line_number, raw_payload "
+        "from silver.quarantine where dataset = 'flights' and action = 'row_quarantined' order by all"
+    )
+    by_place = {(row[3], row[4]): row for row in quarantined}
+
+    def quarantined_at(day: str, number: int) -> tuple:
+        key = (f"landing/flights/{day}.csv", number)
+        assert key in by_place, f"no quarantined row at {key}; quarantined: {sorted(by_place)}"
+        return by_place[key]
+
+    # Only the injected faults are quarantined: the real rows of these days are all valid.
+    assert sorted((day, rule, number) for day, rule, _, _, number, _ in quarantined) == sorted([
+        (TYPE_AND_TRUNCATION_DAY, "invalid_type", bad_type["number"]),
+        (TYPE_AND_TRUNCATION_DAY, "malformed_line", truncated_number),
+        (DUPLICATES_DAY, "conflicting_duplicate", conflicting_number),
+        (BLANK_LINE_DAY, "malformed_line", blank_index + 1),
+    ])
+
+    # A value of the wrong type: quarantined with the column and value named, the exact line, the payload.
+    _, rule, reason, _, _, payload = quarantined_at(TYPE_AND_TRUNCATION_DAY, bad_type["number"])
+    assert rule == "invalid_type"
+    assert "column dep_delay" in reason and "'abc'" in reason, reason
+    assert payload == bad_type["line"]
+    bad_type_id = flight_id(bad_type["line"], TYPE_AND_TRUNCATION_DAY)
+    assert query("select count(*) from silver.flights where flight_id = ?", [bad_type_id]) == [(0,)]
+
+    # A truncated last line: malformed, at the file's last line number, payload as cut.
+    _, rule, reason, _, _, payload = quarantined_at(TYPE_AND_TRUNCATION_DAY, truncated_number)
+    assert rule == "malformed_line"
+    assert "missing columns: expected 19 fields" in reason, reason
+    assert payload == truncated_line
+    assert query("select count(*) from silver.flights where flight_id = ?", [truncated_id]) == [(0,)]
+
+    # An exact duplicate line: dropped and counted; silver keeps the first line only.
+    assert query(
+        "select duplicates_dropped from silver.load_audit where landing_date = ? and dataset = 'flights'",
+        [DUPLICATES_DAY],
+    ) == [(1,)]
+    assert query(
+        "select source_line_number from silver.flights where flight_id = ?", [copied_id]
+    ) == [(copied_index + 1,)]
+
+    # Same key, different content: the later line is quarantined, the first delivery stays in silver.
+    _, rule, reason, _, _, payload = quarantined_at(DUPLICATES_DAY, conflicting_number)
+    assert rule == "conflicting_duplicate"
+    assert conflicted_id in reason and f"line {conflicted_index + 1}" in reason, reason
+    assert payload == conflicting_line
+    assert query(
+        "select source_line_number, dep_delay from silver.flights where flight_id = ?", [conflicted_id]
+    ) == [(conflicted_index + 1, original_dep_delay)]
+
+    # A blank line: kept in bronze with its line number, quarantined as malformed; the next
+    # line keeps its true physical number all the way to silver.
+    blank_file = f"landing/flights/{BLANK_LINE_DAY}.csv"
+    assert query(
+        "select raw_line, parse_error from bronze.flights where source_file = ? and source_line_number = ?",
+        [blank_file, blank_index + 1],
+    ) == [("", "blank line")]
+    _, rule, _, _, _, payload = quarantined_at(BLANK_LINE_DAY, blank_index + 1)
+    assert (rule, payload) == ("malformed_line", "")
+    assert query(
+        "select raw_line, parse_error from bronze.flights where source_file = ? and source_line_number = ?",
+        [blank_file, after_blank["number"]],
+    ) == [(after_blank["line"], None)]
+    assert query(
+        "select source_line_number from silver.flights where flight_id = ?",
+        [flight_id(after_blank["line"], BLANK_LINE_DAY)],
+    ) == [(after_blank["number"],)]
+    assert query(
+        "select max(source_line_number) from bronze.flights where source_file = ?", [blank_file]
+    ) == [(blank_day_line_count,)]
+
+    # Conservation: every landed line is in bronze, and every bronze row is kept, quarantined or dropped.
+    audit = query(
+        "select landing_date::varchar, dataset, bronze_rows, silver_rows, quarantined_rows, duplicates_dropped "
+        "from silver.load_audit order by all"
+    )
+    landed = {
+        (day, dataset): paths.landing_day_file(dataset, day)
+        for day in DAYS
+        for dataset in ("flights", "weather")
+        if paths.landing_day_file(dataset, day).exists()
+    }
+    assert [(day, dataset) for day, dataset, *_ in audit] == sorted(landed)  # 4 flights + 3 weather
+    expected_losses = {  # (quarantined, dropped) per flights day; weather files are untouched
+        TYPE_AND_TRUNCATION_DAY: (2, 0),
+        DUPLICATES_DAY: (1, 1),
+        BLANK_LINE_DAY: (1, 0),
+        NO_WEATHER_DAY: (0, 0),
+    }
+    for day, dataset, bronze, silver, quarantined_rows, dropped in audit:
+        assert bronze == physical_data_lines(landed[day, dataset]), (day, dataset)
+        assert bronze == silver + quarantined_rows + dropped, (day, dataset)
+        assert (quarantined_rows, dropped) == (expected_losses[day] if dataset == "flights" else (0, 0)), (day, dataset)
+        table_rows = query(f"select count(*) from bronze.{dataset} where landing_date = ?", [day])[0][0]
+        assert table_rows == bronze, (day, dataset)
+
+    # No weather file for a day: the run succeeded, and the day's flights get no weather once the
+    # latest observation at their origin (the previous evening) is more than 3 hours before p.
+    assert query("select max(obs_date)::varchar from silver.weather") == [(BLANK_LINE_DAY,)]
+    latest_obs = dict(query("select origin, max(obs_ts) from silver.weather group by origin"))
+    features = query(
+        f"select origin, prediction_ts, {', '.join(WEATHER_COLUMNS)} from gold.flight_features "
+        "where flight_date = ?",
+        [NO_WEATHER_DAY],
+    )
+    assert len(features) == physical_data_lines(flights[NO_WEATHER_DAY])
+    stale = [row for row in features if row[1] > latest_obs[row[0]] + timedelta(hours=3)]
+    assert len(stale) == len(features)  # the earliest prediction time is hours after the last evening hour
+    assert all(value is None for row in stale for value in row[2:])
+    # ...while the day before, with its weather file, has weather for its flights.
+    assert query(
+        "select count(*) = count(temp_f) from gold.flight_features where flight_date = ?", [BLANK_LINE_DAY]
+    ) == [(True,)]
+
+
+def test_unreadable_files_fail_the_partition_and_name_the_file(paths, land, run_days):
+    """A file missing a contract column, or a 0-byte file, cannot be read: the partition run fails
+    with an error that names the file and what is wrong, and nothing downstream is materialized."""
+    land("2013-05-06", "2013-05-07")
+    flights = paths.landing_day_file("flights", "2013-05-06")
+    lines = read_lines(flights)
+    assert lines[0].split(",")[DEP_DELAY] == "dep_delay"
+    write_lines(flights, [",".join(f for i, f in enumerate(line.split(",")) if i != DEP_DELAY) for line in lines])
+    paths.landing_day_file("weather", "2013-05-07").write_bytes(b"")
+
+    *reference, daily = run_days("2013-05-06", "2013-05-07", expect_success=False)
+
+    assert all(r.success for r in reference)
+    assert not daily.success
+    message = "\n".join(failure_messages(daily))
+    assert (
+        "landing file landing/flights/2013-05-06.csv: header does not match the flights contract; "
+        "missing columns: [dep_delay]; unexpected columns: []"
+    ) in message, message
+    assert "landing file landing/weather/2013-05-07.csv: empty file (0 bytes)" in message, message
+    assert daily.get_asset_materialization_events() == []
+
+
+def failure_messages(result) -> list[str]:
+    """The error text of every failure event of a run, causes included."""
+    messages = []
+    for event in result.all_events:
+        if not event.is_failure:
+            continue
+        error = getattr(event.event_specific_data, "error", None)
+        while error is not None:
+            messages.append(error.message)
+            error = error.cause
+    return messages

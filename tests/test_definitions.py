@@ -1,0 +1,50 @@
+"""The asset graph as a user sees it in the UI: layers, partitions, look-backs and the writer pool."""
+
+import json
+
+import dagster as dg
+
+from assets.medallion import WAREHOUSE_POOL
+from assets.partitions import daily_partitions
+from definitions import defs
+from resources.dbt import manifest_path
+
+
+def _assets_def(*path: str) -> dg.AssetsDefinition:
+    return defs.resolve_assets_def(dg.AssetKey(list(path)))
+
+
+def test_every_dbt_model_is_an_asset_grouped_by_layer():
+    manifest = json.loads(manifest_path().read_text())
+    models = [n for n in manifest["nodes"].values() if n["resource_type"] == "model" and n["config"]["materialized"] != "ephemeral"]
+    graph = defs.resolve_asset_graph()
+    for model in models:
+        key = dg.AssetKey([model["config"]["schema"], model["alias"]])
+        assert graph.has(key), key
+        assert model["config"]["schema"] in {"bronze", "silver", "gold"}
+        assert graph.get(key).group_name == model["config"]["schema"]
+
+
+def test_daily_assets_backfill_in_one_run_and_write_through_the_pool():
+    daily = _assets_def("gold", "flight_features")
+    assert daily.partitions_def == daily_partitions
+    assert daily.backfill_policy == dg.BackfillPolicy.single_run()
+    assert daily.partitions_def.get_partition_keys()[0] == "2013-01-01"
+    assert len(daily.partitions_def.get_partition_keys()) == 365
+    for assets_def in (daily, _assets_def("silver", "planes")):
+        assert assets_def.node_def.pool == WAREHOUSE_POOL
+
+
+def test_gold_declares_the_look_back_its_sql_reads():
+    manifest = json.loads(manifest_path().read_text())
+    lookback = manifest["nodes"]["model.tarmac.gold_flight_features"]["config"]["meta"]["partition_lookback_days"]
+    gold = _assets_def("gold", "flight_features")
+    flights = gold.get_partition_mapping(dg.AssetKey(["silver", "flights"]))
+    weather = gold.get_partition_mapping(dg.AssetKey(["silver", "weather"]))
+    assert (flights.start_offset, weather.start_offset) == (-lookback["silver_flights"], -lookback["silver_weather"])
+    upstream = flights.get_upstream_mapped_partitions_result_for_partitions(
+        daily_partitions.subset_with_partition_keys(["2013-06-15"]), daily_partitions, daily_partitions
+    ).partitions_subset.get_partition_keys()
+    assert list(upstream) == [f"2013-06-{d:02d}" for d in range(5, 16)]
+    # bronze → silver is day for day
+    assert _assets_def("silver", "flights").get_partition_mapping(dg.AssetKey(["bronze", "flights"])) is None
