@@ -33,12 +33,13 @@ def _landing(args: argparse.Namespace) -> int:
 def _backfill(args: argparse.Namespace) -> int:
     import dagster as dg
 
+    from resources.instance import dagster_instance
     from resources.pipeline import materialize_days, missing_days
     from resources.warehouse import conservation_totals
 
     paths = TarmacPaths.from_env()
     days = days_between(args.start, args.end)
-    with dg.DagsterInstance.get() as instance:
+    with dagster_instance() as instance:
         if args.skip_if_materialized and not missing_days(instance, days):
             print(f"{args.start}..{args.end} is already materialized; nothing to do")
             return 0
