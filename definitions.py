@@ -1,14 +1,16 @@
-"""Tarmac's Dagster definitions: landing zone → bronze → silver → gold."""
+"""Tarmac's Dagster definitions: landing zone → bronze → silver → gold, with their quality checks."""
 
 import dagster as dg
 
 from assets.landing import landing_specs
-from assets.medallion import daily_medallion_models, reference_models
+from assets.medallion import daily_bronze_models, daily_gold_models, daily_silver_models, reference_models
+from assets.quality.checks import quality_checks
 from resources.dbt import dbt_resource
 from sensors import all_sensors
 
 defs = dg.Definitions(
-    assets=[*landing_specs, reference_models, daily_medallion_models],
+    assets=[*landing_specs, reference_models, daily_bronze_models, daily_silver_models, daily_gold_models],
+    asset_checks=quality_checks,
     sensors=all_sensors,
     resources={"dbt": dbt_resource()},
 )

@@ -1,9 +1,10 @@
 """Bronze, silver and gold: every dbt model as a software-defined asset.
 
-Two dbt-backed asset definitions: the daily-partitioned models (one `dbt build` per run over the
-run's whole partition window, so a year's backfill is one invocation) and the reference tables.
-Both write warehouse.duckdb and so share the `duckdb_warehouse` pool, whose limit of one keeps
-DuckDB's single writer rule across runs.
+The daily-partitioned models are one dbt-backed definition per layer, so that a layer's blocking
+quality checks run between it and the next one; each runs one `dbt build` over the run's whole
+partition window, so a year's backfill is one invocation per layer. The reference tables are one
+more. All write warehouse.duckdb and so share the `duckdb_warehouse` pool, whose limit of one
+keeps DuckDB's single writer rule across runs.
 """
 
 import json
@@ -18,9 +19,7 @@ from assets.dbt_translator import TarmacDbtTranslator
 from assets.partitions import daily_partitions
 from resources.dbt import manifest_path
 from resources.settings import TarmacPaths
-from resources.warehouse import partition_row_counts
-
-WAREHOUSE_POOL = "duckdb_warehouse"
+from resources.warehouse import WAREHOUSE_POOL, partition_row_counts
 
 
 def _build(
@@ -31,7 +30,12 @@ def _build(
     The counts are read after dbt has exited: DuckDB allows one process on the file while a
     writer holds it, so nothing may read alongside the dbt process.
     """
-    invocation = dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context, raise_on_error=False)
+    # buildable: a test that reads several layers (row conservation) runs with the last of them
+    invocation = dbt.cli(
+        ["build", "--vars", json.dumps(dbt_vars), "--indirect-selection", "buildable"],
+        context=context,
+        raise_on_error=False,
+    )
     events = list(invocation.stream())
     keys = {id(e): _asset_key(context, e) for e in events}
     counts = partition_row_counts(
@@ -56,23 +60,31 @@ def _asset_key(context: dg.AssetExecutionContext, event: Any) -> dg.AssetKey | N
     return None
 
 
-@dbt_assets(
-    manifest=manifest_path(),
-    select="tag:partitioned",
-    partitions_def=daily_partitions,
-    backfill_policy=dg.BackfillPolicy.single_run(),
-    dagster_dbt_translator=TarmacDbtTranslator(),
-    pool=WAREHOUSE_POOL,
-    name="daily_medallion_models",
-)
-def daily_medallion_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
-    """Bronze → silver → gold for the run's partition window [start, end) of local days."""
-    start, end = context.partition_time_window
-    yield from _build(
-        context,
-        dbt,
-        {"min_date": _day(start), "max_date": _day(end), "load_id": context.run.run_id},
+def daily_layer_models(layer: str) -> dg.AssetsDefinition:
+    @dbt_assets(
+        manifest=manifest_path(),
+        select=f"tag:partitioned,tag:{layer}",
+        partitions_def=daily_partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        dagster_dbt_translator=TarmacDbtTranslator(),
+        pool=WAREHOUSE_POOL,
+        name=f"daily_{layer}_models",
     )
+    def _models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+        """The layer's models for the run's partition window [start, end) of local days."""
+        start, end = context.partition_time_window
+        yield from _build(
+            context,
+            dbt,
+            {"min_date": _day(start), "max_date": _day(end), "load_id": context.run.run_id},
+        )
+
+    return _models
+
+
+daily_bronze_models = daily_layer_models("bronze")
+daily_silver_models = daily_layer_models("silver")
+daily_gold_models = daily_layer_models("gold")
 
 
 @dbt_assets(

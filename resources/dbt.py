@@ -2,6 +2,7 @@
 at import time: loading the definitions must stay cheap and side-effect free."""
 
 import os
+import sys
 from pathlib import Path
 
 from dagster_dbt import DbtCliResource, DbtProject
@@ -25,4 +26,10 @@ def dbt_resource() -> DbtCliResource:
     # The profile reads the warehouse location from TARMAC_DATA_DIR; pin it to the resolved path
     # so that dbt, started from its own folder, writes where the rest of Tarmac reads.
     os.environ["TARMAC_DATA_DIR"] = str(TarmacPaths.from_env().data_dir)
-    return DbtCliResource(project_dir=dbt_project, profiles_dir=str(DBT_PROJECT_DIR))
+    # the dbt installed beside this interpreter, whether or not its environment is activated
+    beside = Path(sys.executable).parent / "dbt"
+    return DbtCliResource(
+        project_dir=dbt_project,
+        profiles_dir=str(DBT_PROJECT_DIR),
+        dbt_executable=str(beside) if beside.exists() else "dbt",
+    )

@@ -22,11 +22,15 @@ def materialize_days(
 
     reference = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and a.partitions_def is None]
     daily = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and a.partitions_def is not None]
-    results = [dg.materialize(reference, instance=instance, resources=defs.resources, raise_on_error=False)]
+    reference_checks = [c for c in defs.asset_checks if c.node_def.name == "reference_checks"]
+    daily_checks = [c for c in defs.asset_checks if c.node_def.name != "reference_checks"]
+    results = [
+        dg.materialize([*reference, *reference_checks], instance=instance, resources=defs.resources, raise_on_error=False)
+    ]
     if results[0].success:
         results.append(
             dg.materialize(
-                daily,
+                [*daily, *daily_checks],
                 instance=instance,
                 resources=defs.resources,
                 tags={PARTITION_RANGE_START: start, PARTITION_RANGE_END: end},

@@ -48,6 +48,15 @@ class TarmacPaths:
     def warehouse(self) -> Path:
         return self.data_dir / "warehouse.duckdb"
 
+    @property
+    def monitoring(self) -> Path:
+        """Check metrics history (written by check steps only)."""
+        return self.data_dir / "monitoring.duckdb"
+
+    @property
+    def reports(self) -> Path:
+        return self.data_dir / "reports"
+
 
 def dbt_env(paths: TarmacPaths) -> dict[str, str]:
     """Environment for a dbt process: dbt's profile reads the data directory from it."""

@@ -15,6 +15,10 @@ from typing import Iterator
 import dagster as dg
 import duckdb
 
+# Every process that writes warehouse.duckdb (dbt steps) or reads it while runs may write (check
+# steps) runs in this pool, whose limit of one keeps DuckDB's single-writer rule across runs.
+WAREHOUSE_POOL = "duckdb_warehouse"
+
 # The column that keys each partitioned table's rows to its day.
 PARTITION_COLUMNS = {
     ("bronze", "flights"): "landing_date",

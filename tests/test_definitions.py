@@ -4,7 +4,7 @@ import json
 
 import dagster as dg
 
-from assets.medallion import WAREHOUSE_POOL
+from resources.warehouse import WAREHOUSE_POOL
 from assets.partitions import daily_partitions
 from definitions import defs
 from resources.dbt import manifest_path

@@ -11,7 +11,7 @@ select
     coalesce(c.silver_rows, 0) as silver_rows,
     coalesce(c.quarantined_rows, 0) as quarantined_rows,
     coalesce(c.duplicates_dropped, 0) as duplicates_dropped,
-    coalesce(c.values_nulled, 0) as values_nulled,
+    coalesce(c.values_nulled, 0)::bigint as values_nulled,
     now() as audited_at
 from (
     select landing_date, count(*) as bronze_rows

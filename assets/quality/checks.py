@@ -1,0 +1,198 @@
+"""The six checks as Dagster asset checks: one check step per layer, evaluated per partition.
+
+A step reads the warehouse read-only (inside the warehouse pool, so never beside a dbt writer),
+evaluates every check of its layer's tables for every day of the run, records the numbers in the
+monitoring table and reports one evaluation per check and partition. Blocking checks (schema, by
+default) that fail with ERROR stop the next layer's step in the same run.
+
+A one-day run reports through Dagster's partitioned check results. A multi-day run (a single-run
+backfill) logs one evaluation per day and returns a summary for the whole window, which is what
+gates the downstream step: Dagster attributes a step's returned result to one partition only.
+"""
+
+
+from collections import defaultdict
+from collections.abc import Iterator
+
+import dagster as dg
+import ibis
+
+from assets.partitions import daily_partitions
+from assets.quality import evaluate, monitoring
+from assets.quality.statistics import Window
+from resources.landing_zone import days_between
+from resources.quality_settings import QualitySettings, load_settings
+from resources.settings import TarmacPaths
+from resources.warehouse import PARTITION_COLUMNS, WAREHOUSE_POOL, read_only
+
+PARTITION_TAG = "dagster/partition"
+RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
+
+CHECK_DESCRIPTIONS = {
+    "schema": "Pandera contract of the table (columns, types, nullability, domains), validated in DuckDB.",
+    "freshness": "Event time: the day's landed data covers its schedule up to close to midnight.",
+    "missing_values": "Null rate per column (and expected rows) against thresholds.",
+    "value_ranges": "Impossible values nulled by silver's domain rules, and outliers vs the reference window.",
+    "drift": "KS (numeric) and PSI (categorical) of the day vs the reference window.",
+    "correlation": "Change of pairwise correlation of the day vs the reference window.",
+}
+
+DAILY_CHECKS: dict[str, dict[tuple[str, str], list[str]]] = {
+    "bronze": {("bronze", "flights"): ["schema", "freshness"], ("bronze", "weather"): ["schema", "freshness"]},
+    "silver": {
+        ("silver", "flights"): ["schema", "missing_values", "value_ranges"],
+        ("silver", "weather"): ["schema", "missing_values", "value_ranges"],
+        ("silver", "quarantine"): ["schema"],
+        ("silver", "load_audit"): ["schema"],
+    },
+    "gold": {
+        ("gold", "flight_features"): ["schema", "missing_values", "drift", "correlation"],
+        ("gold", "training_set"): ["schema"],
+    },
+}
+REFERENCE_TABLES = [
+    (layer, name) for layer in ("bronze", "silver") for name in ("planes", "airports", "airlines")
+] + [("silver", "reference_quarantine")]
+
+
+def _blocking(settings: QualitySettings, check: str) -> bool:
+    return getattr(settings, "schema_" if check == "schema" else check).blocking
+
+
+def _specs(checks: dict[tuple[str, str], list[str]], partitioned: bool) -> list[dg.AssetCheckSpec]:
+    settings = load_settings().quality
+    return [
+        dg.AssetCheckSpec(
+            name=check,
+            asset=dg.AssetKey(list(table)),
+            description=CHECK_DESCRIPTIONS[check],
+            blocking=_blocking(settings, check),
+            partitions_def=daily_partitions if partitioned else None,
+        )
+        for table, names in checks.items()
+        for check in names
+    ]
+
+
+def run_days(tags: dict[str, str]) -> list[str]:
+    """The local days a run covers, from its partition tags."""
+    if PARTITION_TAG in tags:
+        return [tags[PARTITION_TAG]]
+    if RANGE_TAGS[0] in tags:
+        return days_between(tags[RANGE_TAGS[0]], tags[RANGE_TAGS[1]])
+    raise dg.Failure("daily checks need a partition or a partition range: launch them with their asset's partitions")
+
+
+def _window(settings: QualitySettings, day: str) -> Window:
+    reference = settings.reference_window
+    if reference.start and reference.end:
+        return Window(day, reference.start.isoformat(), reference.end.isoformat())
+    return Window.trailing(day, reference.days)
+
+
+def evaluate_day(
+    warehouse: ibis.BaseBackend, con, key: dg.AssetKey, check: str, day: str | None, settings: QualitySettings
+) -> evaluate.Outcome:
+    column = PARTITION_COLUMNS.get(tuple(key.path))
+    if check == "schema":
+        return evaluate.schema(warehouse, con, key, column, day, settings)
+    if check == "freshness":
+        return evaluate.freshness(con, key, column, day, settings)
+    if check == "missing_values":
+        return evaluate.missing_values(con, key, column, day, settings)
+    window = _window(settings, day)
+    return getattr(evaluate, check)(con, key, column, window, settings)
+
+
+def _evaluate(
+    context: dg.AssetCheckExecutionContext, specs: list[dg.AssetCheckSpec], days: list[str | None]
+) -> list[evaluate.Outcome]:
+    settings = load_settings().quality
+    paths = TarmacPaths.from_env()
+    with read_only(paths.warehouse) as con:
+        warehouse = ibis.duckdb.from_connection(con.cursor())  # its own cursor: DuckDB 2 refuses interleaved results
+        outcomes = [
+            evaluate_day(warehouse, con, spec.asset_key, spec.name, day, settings)
+            for spec in specs
+            for day in days
+        ]
+    recorded = monitoring.record(paths.monitoring, context.run.run_id, outcomes)
+    context.log.info(f"{len(outcomes)} check evaluations, {recorded} metrics recorded in {paths.monitoring}")
+    for outcome in outcomes:
+        if outcome.check_name == "drift":
+            _attach_drift_report(outcome, paths, settings)
+    return outcomes
+
+
+def _attach_drift_report(outcome: evaluate.Outcome, paths: TarmacPaths, settings: QualitySettings) -> None:
+    path = paths.reports / "drift" / "/".join(outcome.asset_key.path) / f"{outcome.partition}.png"
+    monitoring.drift_report(outcome, settings.drift.ks.error, settings.drift.psi.error, path)
+    outcome.metadata["report"] = dg.MetadataValue.path(str(path))
+    outcome.metadata["report_image"] = dg.MetadataValue.md(monitoring.inline_image(path))
+
+
+def _severity(outcome_severity: str) -> dg.AssetCheckSeverity:
+    return dg.AssetCheckSeverity.ERROR if outcome_severity == "error" else dg.AssetCheckSeverity.WARN
+
+
+def _report(
+    context: dg.AssetCheckExecutionContext, specs: list[dg.AssetCheckSpec], outcomes: list[evaluate.Outcome], per_day: bool
+) -> Iterator[dg.AssetCheckResult]:
+    by_check = defaultdict(list)
+    for outcome in outcomes:
+        by_check[(outcome.asset_key, outcome.check_name)].append(outcome)
+    for spec in specs:
+        results = by_check[(spec.asset_key, spec.name)]
+        if not per_day:
+            (outcome,) = results
+            yield dg.AssetCheckResult(
+                asset_key=spec.asset_key, check_name=spec.name, passed=outcome.passed,
+                severity=_severity(outcome.severity), description=outcome.summary, metadata=outcome.metadata,
+            )
+            continue
+        for outcome in results:
+            context.op_execution_context.log_event(
+                dg.AssetCheckEvaluation(
+                    asset_key=spec.asset_key, check_name=spec.name, passed=outcome.passed,
+                    severity=_severity(outcome.severity), description=outcome.summary,
+                    metadata=outcome.metadata, blocking=spec.blocking, partition=outcome.partition,
+                )
+            )
+        failed = [o for o in results if not o.passed]
+        severity = evaluate.worst(*(o.severity for o in results))
+        yield dg.AssetCheckResult(
+            asset_key=spec.asset_key, check_name=spec.name, passed=not failed, severity=_severity(severity),
+            description=f"{len(failed)} of {len(results)} partitions failed",
+            metadata={
+                "partitions": dg.MetadataValue.int(len(results)),
+                "failed_partitions": dg.MetadataValue.json(
+                    [{"partition": o.partition, "severity": o.severity, "summary": o.summary} for o in failed[:50]]
+                ),
+            },
+        )
+
+
+def daily_checks(layer: str) -> dg.AssetChecksDefinition:
+    specs = _specs(DAILY_CHECKS[layer], partitioned=True)
+
+    @dg.multi_asset_check(specs=specs, name=f"{layer}_daily_checks", pool=WAREHOUSE_POOL)
+    def _checks(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
+        tags = context.run.tags
+        days = run_days(tags)
+        outcomes = _evaluate(context, specs, days)
+        yield from _report(context, specs, outcomes, per_day=PARTITION_TAG not in tags)
+
+    return _checks
+
+
+def reference_checks() -> dg.AssetChecksDefinition:
+    specs = _specs({table: ["schema"] for table in REFERENCE_TABLES}, partitioned=False)
+
+    @dg.multi_asset_check(specs=specs, name="reference_checks", pool=WAREHOUSE_POOL)
+    def _checks(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
+        yield from _report(context, specs, _evaluate(context, specs, [None]), per_day=False)
+
+    return _checks
+
+
+quality_checks = [daily_checks("bronze"), daily_checks("silver"), daily_checks("gold"), reference_checks()]

@@ -1,0 +1,180 @@
+"""The settings file (tarmac.yaml): every data-quality threshold and window, validated at load.
+
+A typo in a key, a threshold of the wrong type or a warn threshold above its error threshold is
+refused with an error that names the file and the key, before any check runs.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from resources.settings import PROJECT_ROOT
+
+DEFAULT_SETTINGS_FILE = PROJECT_ROOT / "tarmac.yaml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Thresholds(_Strict):
+    """A statistic that fails with WARN above `warn` and with ERROR above `error`."""
+
+    warn: float = Field(ge=0)
+    error: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Thresholds":
+        if self.warn > self.error:
+            raise ValueError(f"warn ({self.warn}) must not exceed error ({self.error})")
+        return self
+
+    def severity(self, value: float | None) -> Literal["ok", "warn", "error"]:
+        if value is None:
+            return "ok"
+        if value > self.error:
+            return "error"
+        if value > self.warn:
+            return "warn"
+        return "ok"
+
+
+class FloorThresholds(_Strict):
+    """A share that fails with WARN below `warn` and with ERROR below `error`."""
+
+    warn: float = Field(ge=0, le=1)
+    error: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "FloorThresholds":
+        if self.error > self.warn:
+            raise ValueError(f"error ({self.error}) must not exceed warn ({self.warn}) for a floor")
+        return self
+
+    def severity(self, value: float) -> Literal["ok", "warn", "error"]:
+        if value < self.error:
+            return "error"
+        if value < self.warn:
+            return "warn"
+        return "ok"
+
+
+class SchemaSettings(_Strict):
+    blocking: bool = True
+    bronze_max_invalid_share: float = Field(ge=0, le=1)
+
+
+class DriftColumns(_Strict):
+    numeric: list[str] = []
+    categorical: list[str] = []
+
+
+class DriftSettings(_Strict):
+    blocking: bool = False
+    min_rows: int = Field(ge=1)
+    ks: Thresholds
+    psi: Thresholds
+    psi_bins: int = Field(ge=2, le=100)
+    columns: dict[str, DriftColumns]
+
+
+class FreshnessSettings(_Strict):
+    blocking: bool = False
+    max_event_lag_minutes: dict[str, int]
+
+
+class MissingValuesSettings(_Strict):
+    blocking: bool = False
+    null_rate: dict[str, dict[str, Thresholds]]
+    expected_rows_per_day: dict[str, int] = {}
+    min_completeness: FloorThresholds
+
+
+class ValueRangeSettings(_Strict):
+    blocking: bool = False
+    iqr_multiplier: float = Field(gt=0)
+    max_outlier_share: float = Field(ge=0, le=1)
+    min_reference_values: int = Field(ge=1)
+    columns: dict[str, list[str]]
+
+
+class CorrelationSettings(_Strict):
+    blocking: bool = False
+    min_rows: int = Field(ge=3)
+    max_abs_delta: Thresholds
+    columns: dict[str, list[str]]
+
+
+class ReferenceWindow(_Strict):
+    days: int = Field(default=28, ge=1, le=366)
+    start: date | None = None
+    end: date | None = None
+
+    @model_validator(mode="after")
+    def _fixed_or_trailing(self) -> "ReferenceWindow":
+        if (self.start is None) != (self.end is None):
+            raise ValueError("a fixed reference window needs both start and end")
+        if self.start is not None and self.end is not None and self.start >= self.end:
+            raise ValueError(f"start ({self.start}) must be before end ({self.end})")
+        return self
+
+
+class QualitySettings(_Strict):
+    reference_window: ReferenceWindow
+    max_failure_cases: int = Field(ge=1, le=1000)
+    schema_: SchemaSettings = Field(alias="schema")
+    drift: DriftSettings
+    freshness: FreshnessSettings
+    missing_values: MissingValuesSettings
+    value_ranges: ValueRangeSettings
+    correlation: CorrelationSettings
+
+
+class AlertSettings(_Strict):
+    jsonl_path: str = "alerts/alerts.jsonl"
+    webhook_url: str | None = None
+    webhook_timeout_seconds: float = Field(default=5, gt=0)
+
+
+class TarmacSettings(_Strict):
+    quality: QualitySettings
+    alerts: AlertSettings = AlertSettings()
+
+
+class SettingsError(ValueError):
+    pass
+
+
+def settings_file() -> Path:
+    return Path(os.environ.get("TARMAC_SETTINGS") or DEFAULT_SETTINGS_FILE).expanduser().resolve()
+
+
+def load_settings(path: Path | None = None) -> TarmacSettings:
+    """Read and validate the settings file; errors name the file and each offending key."""
+    path = path or settings_file()
+    return _load(path, path.stat().st_mtime_ns if path.exists() else 0)
+
+
+@lru_cache(maxsize=8)
+def _load(path: Path, _mtime: int) -> TarmacSettings:
+    if not path.exists():
+        raise SettingsError(f"settings file {path} does not exist (set TARMAC_SETTINGS or restore tarmac.yaml)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise SettingsError(f"{path}: not valid YAML: {error}") from error
+    try:
+        return TarmacSettings.model_validate(raw or {})
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']).replace('schema_', 'schema')}: {e['msg']} (got {e.get('input')!r})"
+            for e in error.errors()
+        )
+        raise SettingsError(f"{path}: {problems}") from error
