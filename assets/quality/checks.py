@@ -111,11 +111,13 @@ def _evaluate(
     paths = TarmacPaths.from_env()
     with read_only(paths.warehouse) as con:
         warehouse = ibis.duckdb.from_connection(con.cursor())  # its own cursor: DuckDB 2 refuses interleaved results
-        outcomes = [
-            evaluate_day(warehouse, con, spec.asset_key, spec.name, day, settings)
-            for spec in specs
-            for day in days
-        ]
+        outcomes = []
+        for spec in specs:
+            column = PARTITION_COLUMNS.get(tuple(spec.asset_key.path))
+            if spec.name == "schema" and column:
+                outcomes += evaluate.schema_window(warehouse, con, spec.asset_key, column, days, settings)
+            else:
+                outcomes += [evaluate_day(warehouse, con, spec.asset_key, spec.name, day, settings) for day in days]
     recorded = monitoring.record(paths.monitoring, context.run.run_id, outcomes)
     context.log.info(f"{len(outcomes)} check evaluations, {recorded} metrics recorded in {paths.monitoring}")
     for outcome in outcomes:

@@ -1,0 +1,40 @@
+"""The settings file is validated when loaded, with errors that name the file and the key."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from resources.quality_settings import SettingsError, load_settings
+from resources.settings import PROJECT_ROOT
+
+
+def write(tmp_path: Path, mutate) -> Path:
+    raw = yaml.safe_load((PROJECT_ROOT / "tarmac.yaml").read_text())
+    mutate(raw)
+    path = tmp_path / "tarmac.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_the_project_settings_load():
+    settings = load_settings(PROJECT_ROOT / "tarmac.yaml")
+    assert settings.quality.schema_.blocking is True
+    assert settings.quality.drift.ks.error > settings.quality.drift.ks.warn
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda r: r["quality"]["drift"]["ks"].update(warn=0.9), "quality.drift.ks: Value error, warn (0.9) must not exceed error (0.5)"),
+        (lambda r: r["quality"].update(reference_windw={"days": 7}), "quality.reference_windw: Extra inputs are not permitted"),
+        (lambda r: r["quality"]["missing_values"].update(blocking="sometimes"), "quality.missing_values.blocking: Input should be a valid boolean"),
+        (lambda r: r["quality"]["reference_window"].update(start="2013-04-01"), "needs both start and end"),
+    ],
+)
+def test_bad_settings_are_refused_with_the_key(tmp_path, mutate, message):
+    path = write(tmp_path, mutate)
+    with pytest.raises(SettingsError) as error:
+        load_settings(path)
+    assert str(path) in str(error.value)
+    assert message in str(error.value)
