@@ -1,6 +1,7 @@
 {{ config(meta={"dagster": {"ref": {"name": "silver_load_audit"}}}) }}
 {#- SPEC §2, per partition: bronze rows = silver rows + quarantined rows + duplicates dropped,
-    counted from the tables themselves, not from the audit's own bookkeeping. -#}
+    counted from the tables themselves, not from the audit's own bookkeeping. Only the run's own
+    window: another run may have landed bronze for its days and not yet built their silver. -#}
 with bronze as (
     select landing_date, 'flights' as dataset, count(*) as n from {{ ref("bronze_flights") }} group by all
     union all
@@ -21,5 +22,6 @@ from bronze b
 left join silver s using (landing_date, dataset)
 left join quarantined q using (landing_date, dataset)
 left join {{ ref("silver_load_audit") }} a using (landing_date, dataset)
-where b.n <> coalesce(s.n, 0) + coalesce(q.n, 0) + coalesce(a.duplicates_dropped, 0)
-   or a.bronze_rows is distinct from b.n
+where {{ in_window("b.landing_date") }}
+  and (b.n <> coalesce(s.n, 0) + coalesce(q.n, 0) + coalesce(a.duplicates_dropped, 0)
+       or a.bronze_rows is distinct from b.n)
