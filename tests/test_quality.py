@@ -157,7 +157,7 @@ def test_a_wrong_typed_value_warns_by_default_and_blocks_gold_when_configured_to
     # default: one bad line in ~900 is quarantined by silver; the schema check warns and names it
     results = run_days(day, day)
     schema = [e for r in results for e in r.get_asset_check_evaluations()
-              if e.asset_key.to_user_string() == "bronze/flights" and e.check_name == "schema"]
+              if e.asset_key.to_user_string() == "bronze/flights" and e.check_name == "schema" and e.partition == day]
     assert [(e.passed, e.severity) for e in schema] == [(False, dg.AssetCheckSeverity.WARN)]
     case = schema[0].metadata["failure_cases"].value[0]
     assert case["column"] == "dep_delay" and case["value"] == "abc"
@@ -170,7 +170,7 @@ def test_a_wrong_typed_value_warns_by_default_and_blocks_gold_when_configured_to
     results = run_days(day, day, expect_success=False)
     assert not results[-1].success
     schema = [e for e in results[-1].get_asset_check_evaluations()
-              if e.asset_key.to_user_string() == "bronze/flights" and e.check_name == "schema"]
+              if e.asset_key.to_user_string() == "bronze/flights" and e.check_name == "schema" and e.partition == day]
     assert [(e.passed, e.severity) for e in schema] == [(False, dg.AssetCheckSeverity.ERROR)]
     assert instance.get_latest_materialization_event(gold).run_id == first.run_id
     silver = instance.get_latest_materialization_event(dg.AssetKey(["silver", "flights"]))
