@@ -21,14 +21,17 @@ from resources.quality_settings import AlertSettings, load_settings
 from resources.settings import TarmacPaths
 
 BATCH = 1000  # records per event type per tick: a first tick on a long history stays bounded
+MAX_TEXT = 4000  # characters of one metadata value kept in an alert
 
 
 def _plain(value: Any) -> Any:
     """A metadata value as plain JSON: text, numbers, booleans as they are, anything else as str."""
     raw = value.value if isinstance(value, dg.MetadataValue) else value
-    if raw is None or isinstance(raw, (str, int, bool)) or (isinstance(raw, float) and math.isfinite(raw)):
+    if raw is None or isinstance(raw, (int, bool)) or (isinstance(raw, float) and math.isfinite(raw)):
         return raw
-    return str(raw)
+    text = str(raw)
+    # an inline image (the drift report) is no alert text: its file path is in the same metadata
+    return text if len(text) <= MAX_TEXT else f"<{len(text):,} characters left out>"
 
 
 def _alert(instance: dg.DagsterInstance, storage_id: int, entry: dg.EventLogEntry) -> dict[str, Any] | None:
