@@ -11,7 +11,7 @@ START ?= 2013-01-01
 END ?= 2013-12-31
 PYTEST_WORKERS ?= 2
 
-.PHONY: help uv setup manifest landing backfill validate run test clean
+.PHONY: help uv setup manifest landing backfill validate run test bench clean
 
 help:
 	@echo "make run                       set up, land 2013, materialize it, serve the UI on 127.0.0.1:3000"
@@ -43,6 +43,10 @@ run: manifest
 
 test: validate
 	$(RUN) pytest -n $(PYTEST_WORKERS) -p no:cacheprovider
+
+# Figures, not pass/fail: the quality checks' cost on the materialized warehouse (run a backfill first).
+bench: manifest
+	$(RUN) python -m bench.quality_checks
 
 clean:
 	rm -rf data .dagster/storage .dagster/history .dagster/schedules .dagster/logs dbt_project/target dbt_project/logs
