@@ -1,10 +1,13 @@
-"""How dbt models become Dagster assets: keys by layer schema, groups by layer, look-back mappings."""
+"""How dbt models become Dagster assets: keys by layer schema, groups by layer, look-back mappings,
+and column schemas rendered from the tables' Pandera contracts."""
 
 from collections.abc import Mapping
 from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
+
+from assets.quality.contracts import column_schema
 
 
 class TarmacDbtTranslator(DagsterDbtTranslator):
@@ -17,6 +20,15 @@ class TarmacDbtTranslator(DagsterDbtTranslator):
             return dg.AssetKey([dbt_resource_props["source_name"], dbt_resource_props["name"]])
         alias = dbt_resource_props.get("alias") or dbt_resource_props["name"]
         return dg.AssetKey([dbt_resource_props["config"]["schema"], alias])
+
+    def get_metadata(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, Any]:
+        metadata = dict(super().get_metadata(dbt_resource_props))
+        if dbt_resource_props["resource_type"] == "model":
+            descriptions = {n: c.get("description") for n, c in dbt_resource_props.get("columns", {}).items()}
+            schema = column_schema(self.get_asset_key(dbt_resource_props), descriptions)
+            if schema is not None:
+                metadata["dagster/column_schema"] = schema
+        return metadata
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         if dbt_resource_props["resource_type"] == "source":

@@ -48,3 +48,16 @@ def test_gold_declares_the_look_back_its_sql_reads():
     assert list(upstream) == [f"2013-06-{d:02d}" for d in range(5, 16)]
     # bronze → silver is day for day
     assert _assets_def("silver", "flights").get_partition_mapping(dg.AssetKey(["bronze", "flights"])) is None
+
+
+def test_column_schemas_are_rendered_from_the_contracts():
+    from assets.quality.contracts import CONTRACTS
+
+    for key, contract in CONTRACTS.items():
+        schema = _assets_def(*key.path).specs_by_key[key].metadata["dagster/column_schema"]
+        assert [c.name for c in schema.columns] == list(contract.to_schema().columns), key
+    weather = _assets_def("silver", "weather").specs_by_key[dg.AssetKey(["silver", "weather"])]
+    wind = next(c for c in weather.metadata["dagster/column_schema"].columns if c.name == "wind_speed")
+    assert wind.type == "float64" and wind.constraints.nullable
+    assert "less_than_or_equal_to(200)" in wind.constraints.other  # silver's domain bound
+    assert wind.description == "mph."  # from the dbt YAML

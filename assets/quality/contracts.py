@@ -279,7 +279,7 @@ def column_schema(key: dg.AssetKey, descriptions: dict[str, str | None]) -> dg.T
         return None
     columns = []
     for name, column in contract.to_schema().columns.items():
-        checks = [str(c) for c in column.checks]
+        checks = [c.error or c.name for c in column.checks]
         columns.append(
             dg.TableColumn(
                 name=name,
