@@ -15,9 +15,7 @@ from collections import defaultdict
 import dagster as dg
 import ibis
 
-from assets.quality import evaluate
-from assets.quality.checks import DAILY_CHECKS, evaluate_day
-from resources.warehouse import PARTITION_COLUMNS
+from assets.quality.checks import DAILY_CHECKS, evaluate_days
 from assets.quality.contracts import GoldFlightFeatures
 from resources.quality_settings import load_settings
 from resources.settings import TarmacPaths
@@ -41,12 +39,8 @@ def main() -> None:
             for table, checks in layer.items():
                 for check in checks:
                     t = time.perf_counter()
-                    key = dg.AssetKey(list(table))
-                    if check == "schema":  # as a single-run backfill does: the window at once
-                        evaluate.schema_window(warehouse, con, key, PARTITION_COLUMNS[table], days, settings)
-                    else:
-                        for day in days:
-                            evaluate_day(warehouse, con, key, check, day, settings)
+                    # as a single-run backfill's check steps do
+                    evaluate_days(warehouse, con, dg.AssetKey(list(table)), check, days, settings)
                     seconds[check] += time.perf_counter() - t
         total = time.perf_counter() - started
         print(f"all daily checks, {len(days)} days: {total:.1f} s ({total / len(days) * 1000:.0f} ms per day)")

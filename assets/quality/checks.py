@@ -104,6 +104,17 @@ def evaluate_day(
     return getattr(evaluate, check)(con, key, column, window, settings)
 
 
+def evaluate_days(
+    warehouse: ibis.BaseBackend, con, key: dg.AssetKey, check: str, days: list[str | None], settings: QualitySettings
+) -> list[evaluate.Outcome]:
+    """One check over every day of a run: a daily table's schema is validated for the whole window at
+    once (day by day only where it fails); every other check is evaluated day by day."""
+    column = PARTITION_COLUMNS.get(tuple(key.path))
+    if check == "schema" and column:
+        return evaluate.schema_window(warehouse, con, key, column, days, settings)
+    return [evaluate_day(warehouse, con, key, check, day, settings) for day in days]
+
+
 def _evaluate(
     context: dg.AssetCheckExecutionContext, specs: list[dg.AssetCheckSpec], days: list[str | None]
 ) -> list[evaluate.Outcome]:
@@ -111,13 +122,7 @@ def _evaluate(
     paths = TarmacPaths.from_env()
     with read_only(paths.warehouse) as con:
         warehouse = ibis.duckdb.from_connection(con.cursor())  # its own cursor: DuckDB 2 refuses interleaved results
-        outcomes = []
-        for spec in specs:
-            column = PARTITION_COLUMNS.get(tuple(spec.asset_key.path))
-            if spec.name == "schema" and column:
-                outcomes += evaluate.schema_window(warehouse, con, spec.asset_key, column, days, settings)
-            else:
-                outcomes += [evaluate_day(warehouse, con, spec.asset_key, spec.name, day, settings) for day in days]
+        outcomes = [o for spec in specs for o in evaluate_days(warehouse, con, spec.asset_key, spec.name, days, settings)]
     recorded = monitoring.record(paths.monitoring, context.run.run_id, outcomes)
     context.log.info(f"{len(outcomes)} check evaluations, {recorded} metrics recorded in {paths.monitoring}")
     for outcome in outcomes:

@@ -68,7 +68,7 @@ def schema(
         failures: list[dict[str, Any]] = []
     except pa.errors.SchemaErrors as errors:
         failures = _failure_cases(errors)
-    structural = [f for f in failures if f["column"] is None or f["check"].startswith(("dtype", "column_in"))]
+    structural = [f for f in failures if _is_structural(f)]
     invalid_values = len(failures) - len(structural)
     severity: Severity = "ok"
     if structural:
@@ -128,7 +128,7 @@ def schema_window(
         _validator(contract, sum(rows.values())).validate(relation, lazy=True)
     except pa.errors.SchemaErrors as errors:
         failures = _failure_cases(errors)
-        if all(f["column"] is None or f["check"].startswith(("dtype", "column_in")) for f in failures):
+        if all(_is_structural(f) for f in failures):
             # a wrong type or a missing column is the table's, the same for every day
             return [
                 Outcome(key, "schema", day, "error", f"{len(failures)} structural failure(s) against {contract.__name__}",
@@ -147,6 +147,11 @@ def schema_window(
         )
         for day in days
     ]
+
+
+def _is_structural(failure: dict[str, Any]) -> bool:
+    """A missing column or a wrong type: the table's failure, not a value's."""
+    return failure["column"] is None or failure["check"].startswith(("dtype", "column_in"))
 
 
 def _failure_cases(errors: pa.errors.SchemaErrors) -> list[dict[str, Any]]:
