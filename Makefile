@@ -3,7 +3,16 @@ SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 
 export TARMAC_DATA_DIR ?= $(CURDIR)/data
+# The Dagster instance: TARMAC_INSTANCE=sqlite (default, storage in .dagster) or postgres
+# (.dagster/postgres: runs, events and schedules in the database TARMAC_DAGSTER_PG_URL names).
+TARMAC_INSTANCE ?= sqlite
+ifeq ($(TARMAC_INSTANCE),postgres)
+export DAGSTER_HOME ?= $(CURDIR)/.dagster/postgres
+# psycopg2 named explicitly: SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3, not installed
+export TARMAC_DAGSTER_PG_URL ?= postgresql+psycopg2://postgres@127.0.0.1:5432/tarmac_dagster
+else
 export DAGSTER_HOME ?= $(CURDIR)/.dagster
+endif
 # uv from PATH, else the copy `pip install uv` puts beside the Python interpreter
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --locked
@@ -11,12 +20,14 @@ START ?= 2013-01-01
 END ?= 2013-12-31
 PYTEST_WORKERS ?= 2
 
-.PHONY: help uv setup manifest landing backfill validate run test bench clean
+.PHONY: help uv setup manifest instance landing backfill validate run replay test bench screenshot clean
 
 help:
 	@echo "make run                       set up, land 2013, materialize it, serve the UI on 127.0.0.1:3000"
 	@echo "make test                      set up and run the whole test suite"
 	@echo "make backfill START=.. END=..  land and materialize a range of days headlessly"
+	@echo "make replay [SECONDS_PER_DAY=60] play 2013 back one landing day at a time; sensors drive the pipeline"
+	@echo "TARMAC_INSTANCE=postgres make .. keep the Dagster instance in PostgreSQL instead of SQLite"
 
 uv:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -28,6 +39,10 @@ setup: uv
 manifest: setup
 	cd dbt_project && $(RUN) dbt parse --profiles-dir . --quiet
 
+# Creates DAGSTER_HOME's storage (and the PostgreSQL database) before anything else opens it.
+instance: setup
+	$(RUN) python -m resources.cli instance
+
 landing: setup
 	$(RUN) python -m resources.cli landing --all
 
@@ -37,8 +52,16 @@ validate: manifest
 backfill: manifest
 	$(RUN) python -m resources.cli backfill --start $(START) --end $(END)
 
-run: manifest
+# Materializes 2013, then serves the UI with the sensors running: they find every landed file
+# already loaded, so nothing is launched twice.
+run: manifest instance
 	$(RUN) python -m resources.cli backfill --start 2013-01-01 --end 2013-12-31 --skip-if-materialized
+	$(RUN) dagster dev -w workspace.yaml --host 127.0.0.1 --port 3000
+
+# Plays 2013 back into an empty landing zone while the UI, daemon and sensors run: watch each day
+# arrive, load and propagate (stop with Ctrl-C; `make clean` starts over).
+replay: manifest instance
+	$(RUN) python -m resources.cli replay $(if $(SECONDS_PER_DAY),--seconds-per-day $(SECONDS_PER_DAY)) &
 	$(RUN) dagster dev -w workspace.yaml --host 127.0.0.1 --port 3000
 
 test: validate
@@ -49,4 +72,6 @@ bench: manifest
 	$(RUN) python -m bench.quality_checks
 
 clean:
-	rm -rf data .dagster/storage .dagster/history .dagster/schedules .dagster/logs dbt_project/target dbt_project/logs
+	rm -rf data dbt_project/target dbt_project/logs
+	rm -rf .dagster/storage .dagster/history .dagster/schedules .dagster/logs .dagster/.tarmac-instance.lock
+	rm -rf .dagster/postgres/storage .dagster/postgres/history .dagster/postgres/schedules .dagster/postgres/logs

@@ -5,12 +5,13 @@ import dagster as dg
 from assets.landing import landing_specs
 from assets.medallion import daily_bronze_models, daily_gold_models, daily_silver_models, reference_models
 from assets.quality.checks import quality_checks
+from assets.quality.partition_freshness import partition_freshness
 from resources.dbt import dbt_resource
 from sensors import all_sensors
 
 defs = dg.Definitions(
     assets=[*landing_specs, reference_models, daily_bronze_models, daily_silver_models, daily_gold_models],
-    asset_checks=quality_checks,
+    asset_checks=[*quality_checks, partition_freshness],
     sensors=all_sensors,
     resources={"dbt": dbt_resource()},
 )

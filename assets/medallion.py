@@ -9,7 +9,8 @@ keeps DuckDB's single writer rule across runs.
 
 import json
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -18,8 +19,12 @@ from dagster_dbt import DbtCliResource, dbt_assets
 from assets.dbt_translator import TarmacDbtTranslator
 from assets.partitions import daily_partitions
 from resources.dbt import manifest_path
-from resources.settings import TarmacPaths
-from resources.warehouse import WAREHOUSE_POOL, partition_row_counts
+from resources.quality_settings import load_settings
+from resources.settings import LANDING_DATASETS, TarmacPaths
+from resources.warehouse import WAREHOUSE_POOL, loaded_landing_files, partition_row_counts
+
+# Metadata key of a landing observation: the md5 of the file's content as bronze loaded it.
+LANDING_CHECKSUM = "tarmac/landing_md5"
 
 
 def _build(
@@ -50,6 +55,27 @@ def _build(
         yield event
     if not invocation.is_successful():
         raise invocation.get_error() or RuntimeError("dbt build failed")
+    _observe_landing(context, [k for k in keys.values() if k is not None], dbt_vars)
+
+
+def _observe_landing(context: dg.AssetExecutionContext, keys: list[dg.AssetKey], dbt_vars: dict[str, Any]) -> None:
+    """Record, as an observation of each landing file's asset partition, the checksum bronze loaded.
+
+    This is the landing zone's ledger: the landing sensor compares it with the files on disk, so a
+    file is processed once whoever launched the run (sensor, UI backfill, command line), and a
+    corrected file, whose checksum differs, is processed again.
+    """
+    paths = TarmacPaths.from_env()
+    window = (dbt_vars.get("min_date"), dbt_vars.get("max_date"))
+    for key, source_file, checksum, rows in loaded_landing_files(paths.warehouse, set(keys), window):
+        partition = Path(source_file).stem if key.path[1] in LANDING_DATASETS else None
+        context.log_event(
+            dg.AssetObservation(
+                asset_key=dg.AssetKey(["landing", key.path[1]]),
+                partition=partition,
+                metadata={LANDING_CHECKSUM: checksum, "file": source_file, "rows": rows},
+            )
+        )
 
 
 def _asset_key(context: dg.AssetExecutionContext, event: Any) -> dg.AssetKey | None:
@@ -97,6 +123,19 @@ daily_gold_models = daily_layer_models("gold")
 def reference_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
     """Planes, airports and airlines: small reference tables rebuilt whole."""
     yield from _build(context, dbt, {"load_id": context.run.run_id})
+
+
+def _reference_freshness(spec: dg.AssetSpec) -> dg.AssetSpec:
+    """Reference tables are not partitioned, so Dagster's asset freshness policy fits them."""
+    settings = load_settings().processing_freshness
+    policy = dg.FreshnessPolicy.time_window(
+        fail_window=timedelta(days=settings.reference_fail_window_days),
+        warn_window=timedelta(days=settings.reference_warn_window_days),
+    )
+    return spec.replace_attributes(freshness_policy=policy)
+
+
+reference_models = reference_models.map_asset_specs(_reference_freshness)
 
 
 def _day(moment: datetime) -> str:

@@ -1,8 +1,10 @@
-"""Tarmac's command line: fill the landing zone, and backfill the pipeline headlessly.
+"""Tarmac's command line: fill the landing zone, backfill the pipeline headlessly, open the instance.
 
     python -m resources.cli landing --all | --day 2013-01-05 | --start 2013-01-01 --end 2013-01-31
                                     [--scale-factor 10] [--seed 13]
     python -m resources.cli backfill --start 2013-01-01 --end 2013-12-31 [--skip-if-materialized]
+    python -m resources.cli replay [--start 2013-01-01] [--end 2013-12-31] [--seconds-per-day 60]
+    python -m resources.cli instance    # create DAGSTER_HOME's storage (and PostgreSQL database) now
 """
 
 from __future__ import annotations
@@ -77,6 +79,32 @@ def _backfill(args: argparse.Namespace) -> int:
     return 1
 
 
+def _instance(args: argparse.Namespace) -> int:
+    import os
+
+    from resources.instance import dagster_instance
+
+    with dagster_instance() as instance:
+        print(f"DAGSTER_HOME: {os.environ['DAGSTER_HOME']}")
+        print(f"run storage: {type(instance.run_storage).__name__}")
+        print(f"event log storage: {type(instance.event_log_storage).__name__}")
+        if instance.schedule_storage is not None:
+            print(f"schedule storage: {type(instance.schedule_storage).__name__}")
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from resources.quality_settings import load_settings
+    from resources.replay import replay
+
+    settings = load_settings().replay
+    start = date.fromisoformat(args.start) if args.start else settings.start
+    replay(TarmacPaths.from_env(), start, date.fromisoformat(args.end), args.seconds_per_day or settings.seconds_per_day)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tarmac", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -95,6 +123,17 @@ def main(argv: list[str] | None = None) -> int:
     backfill.add_argument("--end", required=True)
     backfill.add_argument("--skip-if-materialized", action="store_true")
     backfill.set_defaults(handler=_backfill)
+
+    replay = commands.add_parser("replay", help="land one day at a time on a replay clock, for the sensors")
+    replay.add_argument("--start", help="first day (default: replay.start in tarmac.yaml)")
+    replay.add_argument("--end", default=LAST_DAY)
+    replay.add_argument("--seconds-per-day", type=float, help="default: replay.seconds_per_day in tarmac.yaml")
+    replay.set_defaults(handler=_replay)
+
+    instance = commands.add_parser(
+        "instance", help="open the Dagster instance in DAGSTER_HOME, creating its storage, and print its storage classes"
+    )
+    instance.set_defaults(handler=_instance)
 
     args = parser.parse_args(argv)
     return args.handler(args)

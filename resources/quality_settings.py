@@ -143,9 +143,50 @@ class AlertSettings(_Strict):
     webhook_timeout_seconds: float = Field(default=5, gt=0)
 
 
+class SensorSettings(_Strict):
+    """How often each sensor ticks (the daemon's minimum interval between evaluations)."""
+
+    landing_interval_seconds: int = Field(default=15, ge=1)
+    refresh_interval_seconds: int = Field(default=15, ge=1)
+    freshness_interval_seconds: int = Field(default=30, ge=1)
+    alert_interval_seconds: int = Field(default=30, ge=1)
+
+
+class ProcessingFreshnessSettings(_Strict):
+    """Processing freshness: when a day's partition must be materialized, on the pipeline's clock,
+    and how old the unpartitioned reference tables may get."""
+
+    # a cron tick (local time) by which the previous day's partition must exist
+    deadline_cron: str = "0 4 * * *"
+    severity: Literal["warn", "error"] = "error"
+    daily_assets: list[str]
+    reference_warn_window_days: float = Field(default=30, gt=0)
+    reference_fail_window_days: float = Field(default=35, gt=0)
+
+    @model_validator(mode="after")
+    def _valid_cron(self) -> "ProcessingFreshnessSettings":
+        from dagster._utils.schedules import is_valid_cron_string
+
+        if not is_valid_cron_string(self.deadline_cron):
+            raise ValueError(f"deadline_cron {self.deadline_cron!r} is not a cron expression")
+        if self.reference_warn_window_days > self.reference_fail_window_days:
+            raise ValueError("reference_warn_window_days must not exceed reference_fail_window_days")
+        return self
+
+
+class ReplaySettings(_Strict):
+    """`make replay`: one landing day every `seconds_per_day` seconds, starting at `start`."""
+
+    seconds_per_day: float = Field(default=60, gt=0)
+    start: date = date(2013, 1, 1)
+
+
 class TarmacSettings(_Strict):
     quality: QualitySettings
     alerts: AlertSettings = AlertSettings()
+    sensors: SensorSettings = SensorSettings()
+    processing_freshness: ProcessingFreshnessSettings
+    replay: ReplaySettings = ReplaySettings()
 
 
 class SettingsError(ValueError):

@@ -87,3 +87,27 @@ def conservation_totals(warehouse: Path, start: str, end: str) -> list[tuple]:
             "from silver.load_audit where landing_date between ? and ? group by dataset order by dataset",
             [start, end],
         ).fetchall()
+
+
+def loaded_landing_files(
+    warehouse: Path, keys: Iterable[dg.AssetKey], window: tuple[str | None, str | None]
+) -> list[tuple[dg.AssetKey, str, str, int]]:
+    """(bronze key, source file, md5 of its content, rows) of every landing file a bronze table holds
+    for the window (the whole table when it is not partitioned): what was actually loaded."""
+    out = []
+    bronze = [k for k in keys if len(k.path) == 2 and k.path[0] == "bronze"]
+    if not bronze or not warehouse.exists():
+        return out
+    with read_only(warehouse) as con:
+        for key in bronze:
+            column = PARTITION_COLUMNS.get(tuple(key.path))
+            where, params = "", []
+            if column and window[0] and window[1]:
+                where, params = f"where {column} >= ? and {column} < ?", [window[0], window[1]]
+            rows = con.execute(
+                f'select source_file, file_checksum, count(*) from "bronze"."{key.path[1]}" {where} '
+                "group by all order by source_file",
+                params,
+            ).fetchall()
+            out.extend((key, file, checksum, count) for file, checksum, count in rows)
+    return out

@@ -1,5 +1,9 @@
-"""Sensors: the alert sink for failed checks and runs (more arrive with the sensors issue)."""
+"""Sensors: landing files drive runs, changes propagate downstream, freshness is watched, and every
+failure reaches the alert sink."""
 
 from sensors.alerts import alert_sensor
+from sensors.freshness import partition_freshness_sensor
+from sensors.landing import landing_file_sensor
+from sensors.refresh import downstream_refresh_sensor
 
-all_sensors = [alert_sensor]
+all_sensors = [landing_file_sensor, downstream_refresh_sensor, partition_freshness_sensor, alert_sensor]

@@ -118,7 +118,11 @@ def write_alerts(alerts: list[dict[str, Any]], settings: AlertSettings, data_dir
     return path, errors
 
 
-@dg.sensor(name="alert_sensor", minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING)
+@dg.sensor(
+    name="alert_sensor",
+    minimum_interval_seconds=load_settings().sensors.alert_interval_seconds,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
 def alert_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     """Append failed checks and failed runs to the alert sink; launches no runs."""
     alerts, cursor = collect_alerts(context.instance, context.cursor)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,6 +17,19 @@ from resources.settings import TarmacPaths
 
 # Columns that record when and by which run a row was loaded: excluded from content comparisons.
 LOAD_METADATA_COLUMNS = {"load_id", "ingested_at", "loaded_at", "quarantined_at", "audited_at", "computed_at"}
+
+
+def require_service(name: str, reachable: bool, reason: str) -> None:
+    """Skip the calling test when an external service (PostgreSQL, Redis, ...) is unreachable.
+
+    With TARMAC_REQUIRE_SERVICES=1 (CI, where the services are provisioned) an unreachable service
+    fails the test instead, so a broken service cannot silently turn its tests into skips.
+    """
+    if reachable:
+        return
+    if os.environ.get("TARMAC_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{name} is required (TARMAC_REQUIRE_SERVICES=1) but unreachable: {reason}", pytrace=False)
+    pytest.skip(f"{name} is unreachable: {reason} (set TARMAC_REQUIRE_SERVICES=1 to fail instead)")
 
 
 def pytest_configure(config: pytest.Config) -> None:

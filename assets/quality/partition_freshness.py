@@ -1,0 +1,102 @@
+"""Processing freshness of the daily assets: is every day that is due materialized?
+
+SPEC §4's freshness has two halves. The event-time half (is a landed day's data complete up to
+midnight?) is the `freshness` check of the bronze tables. This is the processing half: by each tick
+of `processing_freshness.deadline_cron` (local time), the day that ended before it must be
+materialized, and so must every earlier day since the clock's first day: a landing day that never
+arrives, or a run that never ran, fails it.
+
+It is Dagster's time-partition freshness check with one change that 2013 data needs: "now" is the
+pipeline clock (resources/clock.py), so a replay of 2013 is judged against the replayed moment.
+It reads only the Dagster instance, never the warehouse. It runs in every run that materializes
+its asset, and `partition_freshness_sensor` runs it when a deadline passes with no run at all.
+"""
+
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+from dagster._utils.schedules import get_latest_completed_cron_tick, get_next_cron_tick
+
+from resources.clock import Clock, pipeline_clock
+from resources.quality_settings import ProcessingFreshnessSettings, load_settings
+from resources.settings import FIRST_DAY, LAST_DAY, LOCAL_TIMEZONE
+
+CHECK_NAME = "partition_freshness"
+FRESH_UNTIL = "tarmac/fresh_until"  # wall time at which the outcome can next change by time alone
+MAX_LISTED = 20
+
+
+def due_days(clock: Clock, deadline_cron: str) -> tuple[list[str], datetime, datetime]:
+    """The days that must be materialized now, the deadline that made them due, and the next one."""
+    now = clock.now().astimezone(ZoneInfo(LOCAL_TIMEZONE))
+    deadline = get_latest_completed_cron_tick(deadline_cron, now, LOCAL_TIMEZONE)
+    following = get_next_cron_tick(deadline_cron, now, LOCAL_TIMEZONE)
+    # a day is due once its window [D, D+1) has ended by the deadline
+    last_due = min(deadline.date() - timedelta(days=1) if deadline else date.min, date.fromisoformat(LAST_DAY))
+    first = date.fromisoformat(clock.replay.data_start[:10]) - timedelta(days=1) if clock.replay else date.fromisoformat(FIRST_DAY)
+    first = max(first, date.fromisoformat(FIRST_DAY))
+    days = [(first + timedelta(days=i)).isoformat() for i in range((last_due - first).days + 1)]
+    return days, deadline, following
+
+
+def evaluate(
+    instance: dg.DagsterInstance, key: dg.AssetKey, clock: Clock, settings: ProcessingFreshnessSettings
+) -> dg.AssetCheckResult:
+    days, deadline, following = due_days(clock, settings.deadline_cron)
+    materialized = instance.get_materialized_partitions(key)
+    missing = [d for d in days if d not in materialized]
+    latest = max(materialized, default=None)
+    metadata = {
+        "clock": dg.MetadataValue.text(clock.mode),
+        "clock_now": dg.MetadataValue.text(clock.now().astimezone(ZoneInfo(LOCAL_TIMEZONE)).isoformat(timespec="minutes")),
+        "deadline": dg.MetadataValue.text(deadline.isoformat(timespec="minutes") if deadline else "none yet"),
+        "deadline_cron": dg.MetadataValue.text(settings.deadline_cron),
+        "expected_latest_partition": dg.MetadataValue.text(days[-1] if days else "none due yet"),
+        "latest_materialized_partition": dg.MetadataValue.text(latest or "none"),
+        "due_partitions": dg.MetadataValue.int(len(days)),
+        "missing_partitions": dg.MetadataValue.int(len(missing)),
+        FRESH_UNTIL: dg.MetadataValue.timestamp(clock.wall_time_of(following)),
+    }
+    if missing:
+        metadata["missing"] = dg.MetadataValue.json(missing[:MAX_LISTED])
+    severity = dg.AssetCheckSeverity.ERROR if settings.severity == "error" else dg.AssetCheckSeverity.WARN
+    return dg.AssetCheckResult(
+        asset_key=key,
+        check_name=CHECK_NAME,
+        passed=not missing,
+        severity=severity,
+        description=(
+            f"{len(missing)} of {len(days)} due partitions are not materialized (first: {missing[0]})"
+            if missing
+            else f"every due partition is materialized, up to {days[-1] if days else 'none due yet'}"
+        ),
+        metadata=metadata,
+    )
+
+
+def partition_freshness_checks() -> dg.AssetChecksDefinition:
+    settings = load_settings().processing_freshness
+    specs = [
+        dg.AssetCheckSpec(
+            name=CHECK_NAME,
+            asset=dg.AssetKey.from_user_string(asset),
+            description=f"Processing freshness: every day due by the '{settings.deadline_cron}' deadline is materialized.",
+            blocking=False,
+        )
+        for asset in settings.daily_assets
+    ]
+
+    @dg.multi_asset_check(specs=specs, name="partition_freshness_checks", can_subset=True)
+    def _checks(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
+        clock = pipeline_clock()
+        current = load_settings().processing_freshness
+        for spec in specs:
+            if spec.key in context.selected_asset_check_keys:
+                yield evaluate(context.instance, spec.asset_key, clock, current)
+
+    return _checks
+
+
+partition_freshness = partition_freshness_checks()

@@ -1,0 +1,203 @@
+"""Landing sensor: a new or corrected landing file triggers the runs for its partition.
+
+Each tick compares every landing file's md5 with two records:
+- the ledger: the checksum bronze last loaded for that file, which the bronze step writes as an
+  observation of the file's landing asset partition (whoever launched the run: this sensor, a UI
+  backfill or the command line);
+- the sensor's cursor: the checksums it has already requested a run for.
+
+A file that matches either is left alone, so a file is never processed twice and a run that is
+still queued is not requested again; a corrected file has a new checksum and is processed again.
+Days that need processing are grouped into contiguous ranges, one single-run backfill each, whose
+run key is made of the files' checksums. Each run builds the changed datasets' daily models for
+those days; the later days whose look-back windows include them are refreshed by
+`downstream_refresh_sensor` once the new data has passed its blocking checks.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+
+from assets.medallion import LANDING_CHECKSUM
+from assets.partitions import daily_partitions
+from resources.quality_settings import load_settings
+from resources.settings import LANDING_DATASETS, REFERENCE_DATASETS, TarmacPaths
+
+RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
+TRIGGER_TAG = "tarmac/trigger"
+OBSERVATION_BATCH = 5000
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    dataset: str  # flights, weather, planes, ...
+    day: str | None  # None for a reference table
+    relpath: str  # relative to the data directory, as bronze's lineage column writes it
+
+    @property
+    def asset_key(self) -> dg.AssetKey:
+        return dg.AssetKey(["landing", self.dataset])
+
+
+def landing_files(paths: TarmacPaths, partition_keys: set[str]) -> Iterable[tuple[LandingFile, Path]]:
+    """Every landing file the pipeline reads; a daily file named outside the partitions is skipped."""
+    for dataset in LANDING_DATASETS:
+        for path in sorted((paths.landing / dataset).glob("*.csv")):
+            if path.stem in partition_keys:
+                yield LandingFile(dataset, path.stem, str(path.relative_to(paths.data_dir))), path
+    for name in REFERENCE_DATASETS:
+        path = paths.reference_file(name)
+        if path.exists():
+            yield LandingFile(name, None, str(path.relative_to(paths.data_dir))), path
+
+
+def md5_of(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Cursor:
+    """What the sensor remembers between ticks, serialized as JSON."""
+
+    def __init__(self, raw: str | None):
+        data = json.loads(raw) if raw else {}
+        self.stat: dict[str, list] = data.get("stat", {})  # relpath -> [mtime_ns, size, md5]
+        self.loaded: dict[str, str] = data.get("loaded", {})  # relpath -> md5 bronze loaded
+        self.requested: dict[str, str] = data.get("requested", {})  # relpath -> md5 a run was requested for
+        self.observations: dict[str, int] = data.get("observations", {})  # landing asset -> last storage id
+
+    def md5(self, relpath: str, path: Path) -> str:
+        """The file's md5, hashed again only when its size or modification time changed."""
+        st = path.stat()
+        cached = self.stat.get(relpath)
+        if cached and cached[0] == st.st_mtime_ns and cached[1] == st.st_size:
+            return cached[2]
+        checksum = md5_of(path)
+        self.stat[relpath] = [st.st_mtime_ns, st.st_size, checksum]
+        return checksum
+
+    def read_ledger(self, instance: dg.DagsterInstance, datasets: Iterable[str]) -> None:
+        """Fold the bronze step's landing observations since the last tick into `loaded`."""
+        for dataset in datasets:
+            key = dg.AssetKey(["landing", dataset])
+            after = self.observations.get(dataset)
+            while True:
+                result = instance.fetch_observations(
+                    dg.AssetRecordsFilter(asset_key=key, after_storage_id=after),
+                    limit=OBSERVATION_BATCH,
+                    ascending=True,
+                )
+                for record in result.records:
+                    metadata = record.asset_observation.metadata
+                    if LANDING_CHECKSUM in metadata and "file" in metadata:
+                        self.loaded[metadata["file"].value] = metadata[LANDING_CHECKSUM].value
+                    after = record.storage_id
+                if not result.has_more:
+                    break
+            if after is not None:
+                self.observations[dataset] = after
+
+    def serialize(self) -> str:
+        return json.dumps(
+            {"stat": self.stat, "loaded": self.loaded, "requested": self.requested, "observations": self.observations},
+            sort_keys=True,
+        )
+
+
+def contiguous_ranges(days: Iterable[str]) -> list[tuple[str, str]]:
+    """Sorted ISO days folded into [first, last] ranges of consecutive days."""
+    ranges: list[list[str]] = []
+    for day in sorted(set(days)):
+        if ranges and date.fromisoformat(day) - date.fromisoformat(ranges[-1][1]) == timedelta(days=1):
+            ranges[-1][1] = day
+        else:
+            ranges.append([day, day])
+    return [(a, b) for a, b in ranges]
+
+
+def run_key(prefix: str, changes: list[tuple[LandingFile, str]]) -> str:
+    """A key made of the files' checksums: the same content is never requested twice."""
+    digest = hashlib.sha256("\n".join(sorted(f"{f.relpath}={c}" for f, c in changes)).encode()).hexdigest()
+    return f"{prefix}:{digest[:24]}"
+
+
+def _downstream(asset_graph, roots: set[dg.AssetKey], partitioned: bool) -> list[dg.AssetKey]:
+    """The materializable assets downstream of the landing assets, of one partitioning kind."""
+    selection = dg.AssetSelection.assets(*roots).downstream() - dg.AssetSelection.assets(*roots)
+    keys = selection.resolve(asset_graph)
+    return sorted(
+        (k for k in keys if asset_graph.get(k).is_materializable and asset_graph.get(k).is_partitioned == partitioned),
+        key=lambda k: k.to_user_string(),
+    )
+
+
+@dg.sensor(
+    name="landing_file_sensor",
+    minimum_interval_seconds=load_settings().sensors.landing_interval_seconds,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=__doc__.split("\n\n")[0],
+)
+def landing_file_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    paths = TarmacPaths.from_env()
+    cursor = Cursor(context.cursor)
+    cursor.read_ledger(context.instance, (*LANDING_DATASETS, *REFERENCE_DATASETS))
+    partition_keys = set(daily_partitions.get_partition_keys())
+
+    pending: list[tuple[LandingFile, str]] = []
+    for landing_file, path in landing_files(paths, partition_keys):
+        checksum = cursor.md5(landing_file.relpath, path)
+        if checksum not in (cursor.loaded.get(landing_file.relpath), cursor.requested.get(landing_file.relpath)):
+            pending.append((landing_file, checksum))
+
+    asset_graph = context.repository_def.asset_graph
+    requests: list[dg.RunRequest] = []
+    reference = [(f, c) for f, c in pending if f.day is None]
+    if reference:
+        targets = _downstream(asset_graph, {f.asset_key for f, _ in reference}, partitioned=False)
+        requests.append(
+            dg.RunRequest(
+                run_key=run_key("landing:reference", reference),
+                asset_selection=targets,
+                tags={TRIGGER_TAG: "landing"},
+            )
+        )
+    # one run per range of consecutive days that changed the same datasets
+    by_day: dict[str, list[tuple[LandingFile, str]]] = defaultdict(list)
+    for f, c in pending:
+        if f.day is not None:
+            by_day[f.day].append((f, c))
+    by_datasets: dict[frozenset[str], list[str]] = defaultdict(list)
+    for day, changes in by_day.items():
+        by_datasets[frozenset(f.dataset for f, _ in changes)].append(day)
+    for datasets, days in sorted(by_datasets.items(), key=lambda item: min(item[1])):
+        targets = _downstream(asset_graph, {dg.AssetKey(["landing", d]) for d in datasets}, partitioned=True)
+        for first, last in contiguous_ranges(days):
+            changes = [fc for day in days if first <= day <= last for fc in by_day[day]]
+            requests.append(
+                dg.RunRequest(
+                    run_key=run_key(f"landing:{first}:{last}", changes),
+                    asset_selection=targets,
+                    tags={RANGE_START: first, RANGE_END: last, TRIGGER_TAG: "landing"},
+                )
+            )
+    for f, c in pending:
+        cursor.requested[f.relpath] = c
+    if not requests:
+        return dg.SensorResult(skip_reason="every landing file has been loaded or requested", cursor=cursor.serialize())
+    summary = ", ".join(
+        f"{r.tags.get(RANGE_START, 'reference')}..{r.tags.get(RANGE_END, '')}".rstrip(".") for r in requests
+    )
+    context.log.info(f"{len(pending)} new or changed landing files: runs for {summary}")
+    return dg.SensorResult(run_requests=requests, cursor=cursor.serialize())
+
