@@ -71,6 +71,14 @@ test: validate
 bench: manifest
 	$(RUN) python -m bench.quality_checks
 
+# The README's picture of the asset graph, from the instance in $(DAGSTER_HOME) (run `make run` or
+# `make backfill` first): headless Chromium renders the UI of a read-only webserver started for it.
+screenshot: manifest
+	@[ -n "$${CHROMIUM:-}" ] || command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y chromium; \
+	  else echo "make screenshot needs Chromium: sudo apt-get install chromium (or set CHROMIUM=/path/to/chrome)" >&2; exit 1; fi; }
+	$(RUN) python docs/screenshot.py --serve --out docs/asset-graph.png
+
 clean:
 	rm -rf data dbt_project/target dbt_project/logs
 	rm -rf .dagster/storage .dagster/history .dagster/schedules .dagster/logs .dagster/.tarmac-instance.lock

@@ -144,6 +144,7 @@ def _downstream(asset_graph, roots: set[dg.AssetKey], partitioned: bool) -> list
 
 @dg.sensor(
     name="landing_file_sensor",
+    target=dg.AssetSelection.all(),  # what it may request; each run request narrows it
     minimum_interval_seconds=load_settings().sensors.landing_interval_seconds,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=__doc__.split("\n\n")[0],

@@ -119,6 +119,7 @@ def queued_coverage(instance: dg.DagsterInstance) -> set[tuple[dg.AssetKey, str]
 
 @dg.sensor(
     name="downstream_refresh_sensor",
+    target=dg.AssetSelection.all(),  # what it may request; each run request narrows it
     minimum_interval_seconds=load_settings().sensors.refresh_interval_seconds,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=__doc__.split("\n\n")[0],

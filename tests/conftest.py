@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dagster as dg
 import duckdb
+import psycopg2
 import pytest
+from psycopg2 import sql
 
 from resources.dbt import manifest_path
+from resources.instance import redact_url
 from resources.landing_zone import days_between, fill_landing_zone
 from resources.pipeline import materialize_days
 from resources.settings import TarmacPaths
@@ -30,6 +34,48 @@ def require_service(name: str, reachable: bool, reason: str) -> None:
     if os.environ.get("TARMAC_REQUIRE_SERVICES") == "1":
         pytest.fail(f"{name} is required (TARMAC_REQUIRE_SERVICES=1) but unreachable: {reason}", pytrace=False)
     pytest.skip(f"{name} is unreachable: {reason} (set TARMAC_REQUIRE_SERVICES=1 to fail instead)")
+
+
+# the URL Dagster gets names the psycopg2 driver; psycopg2.connect itself takes plain libpq URLs
+PG_SERVER = os.environ.get("TARMAC_TEST_PG_SERVER", "postgresql+psycopg2://postgres@127.0.0.1:5432").rstrip("/")
+LIBPQ_SERVER = PG_SERVER.replace("+psycopg2://", "://", 1)
+
+
+def _maintenance_connection() -> psycopg2.extensions.connection:
+    conn = psycopg2.connect(f"{LIBPQ_SERVER}/postgres", connect_timeout=3)
+    conn.autocommit = True
+    return conn
+
+
+def database_exists(name: str) -> bool:
+    conn = _maintenance_connection()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
+            return cur.fetchone() is not None
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def pg_database() -> Iterator[tuple[str, str]]:
+    """(name, url) of a database unique to this test; not created here, always dropped afterwards."""
+    try:
+        _maintenance_connection().close()
+        reachable, reason = True, ""
+    except psycopg2.OperationalError as e:
+        reachable, reason = False, f"{redact_url(PG_SERVER)}: {str(e).strip()}"
+    require_service("PostgreSQL", reachable, reason)
+    name = f"tarmac_test_{secrets.token_hex(6)}"
+    try:
+        yield name, f"{PG_SERVER}/{name}"
+    finally:
+        conn = _maintenance_connection()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        finally:
+            conn.close()
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -9,64 +9,20 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import secrets
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import dagster as dg
-import psycopg2
 import pytest
 import yaml
-from psycopg2 import sql
 
 from resources.instance import PG_URL_ENV, dagster_instance, ensure_postgres_database, redact_url
 from resources.settings import PROJECT_ROOT
-from tests.conftest import require_service
+from tests.conftest import database_exists as _database_exists
 
-# the URL Dagster gets names the psycopg2 driver; psycopg2.connect itself takes plain libpq URLs
-PG_SERVER = os.environ.get("TARMAC_TEST_PG_SERVER", "postgresql+psycopg2://postgres@127.0.0.1:5432").rstrip("/")
-LIBPQ_SERVER = PG_SERVER.replace("+psycopg2://", "://", 1)
 SQLITE_YAML = PROJECT_ROOT / ".dagster" / "dagster.yaml"
 POSTGRES_YAML = PROJECT_ROOT / ".dagster" / "postgres" / "dagster.yaml"
-
-
-def _maintenance_connection() -> psycopg2.extensions.connection:
-    conn = psycopg2.connect(f"{LIBPQ_SERVER}/postgres", connect_timeout=3)
-    conn.autocommit = True
-    return conn
-
-
-def _database_exists(name: str) -> bool:
-    conn = _maintenance_connection()
-    try:
-        with conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name])
-            return cur.fetchone() is not None
-    finally:
-        conn.close()
-
-
-@pytest.fixture
-def pg_database() -> Iterator[tuple[str, str]]:
-    """(name, url) of a database unique to this test; not created here, always dropped afterwards."""
-    try:
-        _maintenance_connection().close()
-        reachable, reason = True, ""
-    except psycopg2.OperationalError as e:
-        reachable, reason = False, f"{redact_url(PG_SERVER)}: {str(e).strip()}"
-    require_service("PostgreSQL", reachable, reason)
-    name = f"tarmac_test_instance_{secrets.token_hex(6)}"
-    try:
-        yield name, f"{PG_SERVER}/{name}"
-    finally:
-        conn = _maintenance_connection()
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-        finally:
-            conn.close()
 
 
 def test_postgres_instance_has_the_same_settings_as_sqlite():

@@ -1,0 +1,192 @@
+"""End to end against a real `dagster dev` (webserver + daemon), on SQLite and on PostgreSQL.
+
+One scenario per storage, as a person would live it in the UI:
+1. a 7-day asset backfill launched through GraphQL (the UI's own API) materializes every asset in
+   as few runs as the backfill policies allow, and every blocking check passes;
+2. the landing sensor, started afterwards, finds every landed file already loaded: no run;
+3. a new day's files land: the sensor materializes that day;
+4. a corrected file lands for an earlier day: exactly that day's flights side re-runs, and then
+   exactly the later days whose look-back windows read it are refreshed, each once.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from resources.landing_zone import days_between, fill_landing_zone
+from resources.settings import PROJECT_ROOT, TarmacPaths
+from resources.dagster_dev import DagsterDev, wait_for
+
+BACKFILL_DAYS = ("2013-03-01", "2013-03-07")
+NEW_DAY = "2013-03-08"
+CORRECTED_DAY = "2013-03-03"
+SENSOR_INTERVAL = 5
+TRIGGER = "tarmac/trigger"
+ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def dagster_dev(request, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[DagsterDev, dg.DagsterInstance, TarmacPaths]]:
+    home, data = tmp_path / "dagster_home", tmp_path / "data"
+    home.mkdir()
+    data.mkdir()
+    env = {"DAGSTER_HOME": str(home), "TARMAC_DATA_DIR": str(data)}
+    if request.param == "postgres":
+        name, url = request.getfixturevalue("pg_database")
+        shutil.copy(PROJECT_ROOT / ".dagster" / "postgres" / "dagster.yaml", home / "dagster.yaml")
+        env["TARMAC_DAGSTER_PG_URL"] = url
+    else:
+        shutil.copy(PROJECT_ROOT / ".dagster" / "dagster.yaml", home / "dagster.yaml")
+    # the project's settings, with sensors that tick every few seconds
+    settings = yaml.safe_load((PROJECT_ROOT / "tarmac.yaml").read_text())
+    settings["sensors"] = {f"{s}_interval_seconds": SENSOR_INTERVAL for s in ("landing", "refresh", "freshness", "alert")}
+    (tmp_path / "tarmac.yaml").write_text(yaml.safe_dump(settings))
+    env["TARMAC_SETTINGS"] = str(tmp_path / "tarmac.yaml")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    # what `make run` does before `dagster dev`: create the instance's storage (and database)
+    subprocess.run([sys.executable, "-m", "resources.cli", "instance"], cwd=PROJECT_ROOT, check=True, capture_output=True)
+
+    server = DagsterDev(env, tmp_path / "dagster_dev.log")
+    instance = dg.DagsterInstance.from_config(str(home))
+    try:
+        server.wait_until_loaded()
+        yield server, instance, TarmacPaths(data)
+    finally:
+        server.stop()
+        instance.dispose()
+
+
+def _pipeline_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:
+    """Runs that build assets (freshness check-only runs of the freshness sensor are left out)."""
+    return [r for r in instance.get_runs() if r.asset_selection]
+
+
+def _quiet(instance: dg.DagsterInstance, expected_runs: int):
+    """True once `expected_runs` pipeline runs exist and none is queued or in progress."""
+    runs = _pipeline_runs(instance)
+    active = instance.get_runs(filters=dg.RunsFilter(statuses=ACTIVE))
+    return len(runs) >= expected_runs and not active and runs
+
+
+def _daily_assets() -> list[dg.AssetKey]:
+    from definitions import defs
+
+    graph = defs.get_repository_def().asset_graph
+    return sorted((k for k in graph.materializable_asset_keys if graph.get(k).is_partitioned), key=str)
+
+
+def _materialized_since(instance: dg.DagsterInstance, storage_id: int) -> Counter:
+    built: Counter = Counter()
+    for key in _daily_assets():
+        records = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=key, after_storage_id=storage_id), limit=1000
+        ).records
+        built.update((key.to_user_string(), r.partition_key) for r in records)
+    return built
+
+
+def _latest_storage_id(instance: dg.DagsterInstance) -> int:
+    return max(
+        (r.storage_id for key in _daily_assets() for r in instance.fetch_materializations(key, limit=1).records),
+        default=0,
+    )
+
+
+def _layers(run: dg.DagsterRun) -> str:
+    return "+".join(sorted({key.path[0] for key in run.asset_selection or ()}))
+
+
+def _let_sensors_tick(instance: dg.DagsterInstance, runs_before: int) -> None:
+    """Wait three landing and refresh sensor intervals, then insist that nothing new was launched."""
+    import time
+
+    time.sleep(3 * SENSOR_INTERVAL + 5)
+    assert not instance.get_runs(filters=dg.RunsFilter(statuses=ACTIVE))
+    assert len(_pipeline_runs(instance)) == runs_before
+
+
+def test_backfill_sensors_and_propagation_against_a_running_dagster(dagster_dev):
+    server, instance, paths = dagster_dev
+    days = days_between(*BACKFILL_DAYS)
+
+    # 1. a 7-day backfill of every asset, launched as the UI launches it
+    server.set_sensor("landing_file_sensor", running=False)
+    fill_landing_zone(paths, days)
+    from definitions import defs
+
+    graph = defs.get_repository_def().asset_graph
+    selection = [
+        {"assetKey": {"path": key.path}, "partitions": {"range": {"start": days[0], "end": days[-1]}} if graph.get(key).is_partitioned else None}
+        for key in sorted(graph.materializable_asset_keys, key=str)
+    ]
+    backfill_id = server.launch_backfill(selection, title="end-to-end test")
+    status = wait_for(
+        "the backfill to finish",
+        lambda: (s := server.backfill_status(backfill_id)) not in ("REQUESTED", "CANCELING") and s,
+        timeout=600,
+        every=3,
+    )
+    assert status == "COMPLETED_SUCCESS", server.log_tail()
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
+    # as few runs as the backfill policies allow: the reference tables and bronze+silver for the 7
+    # days have no dependency, so they run side by side; gold reads both, so it runs after them
+    shapes = sorted((r.tags.get("dagster/asset_partition_range_start", "unpartitioned"), _layers(r)) for r in runs)
+    assert shapes == [(days[0], "bronze+silver"), (days[0], "gold"), ("unpartitioned", "bronze+silver")], shapes
+    for key in _daily_assets():
+        assert set(days) <= instance.get_materialized_partitions(key), key
+    # every blocking check was evaluated for every day (or table, if unpartitioned) and passed
+    outcomes = {}
+    for run in runs:
+        for record in instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, limit=100_000).records:
+            evaluation = record.event_log_entry.dagster_event.event_specific_data
+            outcomes[(evaluation.asset_check_key, evaluation.partition)] = evaluation.passed
+    blocking = [k for k in graph.asset_check_keys if graph.get_check_spec(k).blocking]
+    assert len(blocking) >= 15
+    for check in blocking:
+        partitioned = graph.get_check_spec(check).partitions_def is not None
+        for day in days if partitioned else [None]:
+            assert outcomes.get((check, day)) is True, (check.to_user_string(), day)
+
+    # 2. the landing sensor, started now, finds every file loaded by the backfill
+    server.set_sensor("landing_file_sensor", running=True)
+    _let_sensors_tick(instance, runs_before=3)
+
+    # 3. a new day lands: the sensor materializes it
+    fill_landing_zone(paths, [NEW_DAY])
+    wait_for(f"{NEW_DAY} to be materialized", lambda: _quiet(instance, 4), timeout=300)
+    for key in _daily_assets():
+        assert NEW_DAY in instance.get_materialized_partitions(key), key
+    (landing_run,) = [r for r in _pipeline_runs(instance) if r.tags.get(TRIGGER) == "landing"]
+    assert landing_run.status == dg.DagsterRunStatus.SUCCESS
+    _let_sensors_tick(instance, runs_before=4)  # nothing downstream of 03-08 had been built yet
+
+    # 4. a corrected flights file for an earlier day
+    before = _latest_storage_id(instance)
+    flights = paths.landing_day_file("flights", CORRECTED_DAY)
+    lines = flights.read_text().splitlines()
+    fields = lines[1].split(",")
+    fields[5] = str(int(fields[5]) + 90)  # dep_delay of the day's first flight
+    lines[1] = ",".join(fields)
+    flights.write_text("\n".join(lines) + "\n")
+    wait_for("the correction and its refresh", lambda: _quiet(instance, 6), timeout=420)
+    _let_sensors_tick(instance, runs_before=6)
+    later = days_between("2013-03-04", NEW_DAY)
+    expected = Counter(
+        [(key, CORRECTED_DAY) for key in ("bronze/flights", "silver/flights", "silver/quarantine", "silver/load_audit")]
+        + [(key, day) for key in ("gold/flight_features", "gold/training_set") for day in [CORRECTED_DAY, *later]]
+    )
+    assert _materialized_since(instance, before) == expected
+    triggers = Counter(r.tags.get(TRIGGER) for r in _pipeline_runs(instance) if r.tags.get(TRIGGER))
+    assert triggers == {"landing": 2, "downstream_refresh": 1}
+    assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in _pipeline_runs(instance))
