@@ -14,4 +14,7 @@ defs = dg.Definitions(
     asset_checks=[*quality_checks, partition_freshness],
     sensors=all_sensors,
     resources={"dbt": dbt_resource()},
+    # A run's steps form one chain (each layer, then its checks) and the warehouse pool admits one
+    # step at a time anyway: a process per step would only add start-up time to every run.
+    executor=dg.in_process_executor,
 )
