@@ -25,6 +25,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.execution.backfill import BulkActionStatus
 
 from assets.medallion import LANDING_CHECKSUM
 from assets.partitions import daily_partitions
@@ -115,6 +116,49 @@ class Cursor:
         )
 
 
+ACTIVE = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
+
+def in_flight(instance: dg.DagsterInstance, loaders: dict[dg.AssetKey, str]) -> set[tuple[str, str | None]]:
+    """(dataset, day) pairs that a queued or running run, or an unfinished backfill, will load.
+
+    A file landed just before its day's backfill (launched from the UI, say) reaches bronze
+    through that backfill: requesting it again would load it twice. `loaders` maps each bronze
+    asset to the landing dataset it loads; a reference table's day is None.
+    """
+    from resources.landing_zone import days_between
+
+    busy: set[tuple[str, str | None]] = set()
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=ACTIVE)):
+        targeted = [loaders[k] for k in run.asset_selection or () if k in loaders]
+        if not targeted:
+            continue
+        tags = run.tags
+        if RANGE_START in tags:
+            days: list[str | None] = list(days_between(tags[RANGE_START], tags[RANGE_END]))
+        elif "dagster/partition" in tags:
+            days = [tags["dagster/partition"]]
+        else:
+            days = [None]
+        busy.update((dataset, day) for dataset in targeted for day in days)
+    for backfill in instance.get_backfills(status=BulkActionStatus.REQUESTED):
+        data = backfill.asset_backfill_data
+        if data is None:
+            continue
+        target = data.target_subset
+        for key, dataset in loaders.items():
+            if key in target.partitions_subsets_by_asset_key:
+                busy.update((dataset, day) for day in target.get_partitions_subset(key).get_partition_keys())
+            elif key in target.non_partitioned_asset_keys:
+                busy.add((dataset, None))
+    return busy
+
+
 def contiguous_ranges(days: Iterable[str]) -> list[tuple[str, str]]:
     """Sorted ISO days folded into [first, last] ranges of consecutive days."""
     ranges: list[list[str]] = []
@@ -162,6 +206,20 @@ def landing_file_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
             pending.append((landing_file, checksum))
 
     asset_graph = context.repository_def.asset_graph
+    if pending:
+        # bronze/<dataset> loads landing/<dataset>
+        loaders = {
+            child: f.dataset
+            for f in {f for f, _ in pending}
+            for child in asset_graph.get(f.asset_key).child_keys
+            if asset_graph.get(child).is_materializable
+        }
+        busy = in_flight(context.instance, loaders)
+        waiting = [f for f, _ in pending if (f.dataset, f.day) in busy]
+        if waiting:
+            # not marked requested: once that run has loaded them, the ledger decides
+            context.log.info(f"{len(waiting)} changed files wait for the run or backfill that is loading their day")
+            pending = [(f, c) for f, c in pending if (f.dataset, f.day) not in busy]
     requests: list[dg.RunRequest] = []
     reference = [(f, c) for f, c in pending if f.day is None]
     if reference:

@@ -96,3 +96,33 @@ def test_replay_lands_one_day_per_interval_and_writes_its_clock(paths):
     assert pipeline_clock(paths).mode == "replay"
     start_replay_clock(paths, ReplayClock.starting(date(2013, 1, 1), 60))
     assert pipeline_clock(paths).now().year == 2013
+
+
+def test_days_a_queued_run_or_an_unfinished_backfill_will_load_are_in_flight():
+    from types import SimpleNamespace
+
+    from dagster._core.definitions.assets.graph.asset_graph_subset import AssetGraphSubset
+
+    from assets.partitions import daily_partitions
+    from sensors.landing import in_flight
+
+    flights, weather, planes = (dg.AssetKey(["bronze", n]) for n in ("flights", "weather", "planes"))
+    queued_run = SimpleNamespace(
+        asset_selection={flights, dg.AssetKey(["silver", "flights"])},
+        tags={"dagster/asset_partition_range_start": "2013-03-01", "dagster/asset_partition_range_end": "2013-03-02"},
+    )
+    gold_only_run = SimpleNamespace(asset_selection={dg.AssetKey(["gold", "flight_features"])}, tags={"dagster/partition": "2013-03-05"})
+    backfill = SimpleNamespace(
+        asset_backfill_data=SimpleNamespace(
+            target_subset=AssetGraphSubset(
+                partitions_subsets_by_asset_key={weather: daily_partitions.subset_with_partition_keys(["2013-03-04"])},
+                non_partitioned_asset_keys={planes},
+            )
+        )
+    )
+    instance = SimpleNamespace(
+        get_runs=lambda filters: [queued_run, gold_only_run],
+        get_backfills=lambda status: [backfill, SimpleNamespace(asset_backfill_data=None)],
+    )
+    busy = in_flight(instance, {flights: "flights", weather: "weather", planes: "planes"})
+    assert busy == {("flights", "2013-03-01"), ("flights", "2013-03-02"), ("weather", "2013-03-04"), ("planes", None)}
