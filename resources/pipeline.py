@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-PARTITION_RANGE_START = "dagster/asset_partition_range_start"
-PARTITION_RANGE_END = "dagster/asset_partition_range_end"
+from assets.partitions import RANGE_END, RANGE_START
+
 
 
 def materialize_days(
@@ -33,7 +33,7 @@ def materialize_days(
                 [*daily, *daily_checks],
                 instance=instance,
                 resources=defs.resources,
-                tags={PARTITION_RANGE_START: start, PARTITION_RANGE_END: end},
+                tags={RANGE_START: start, RANGE_END: end},
                 raise_on_error=False,
             )
         )

@@ -28,11 +28,10 @@ import dagster as dg
 from dagster._core.execution.backfill import BulkActionStatus
 
 from assets.medallion import LANDING_CHECKSUM
-from assets.partitions import daily_partitions
+from assets.partitions import RANGE_END, RANGE_START, daily_partitions, partition_days
 from resources.quality_settings import load_settings
 from resources.settings import LANDING_DATASETS, REFERENCE_DATASETS, TarmacPaths
 
-RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_partition_range_end"
 TRIGGER_TAG = "tarmac/trigger"
 OBSERVATION_BATCH = 5000
 
@@ -131,20 +130,12 @@ def in_flight(instance: dg.DagsterInstance, loaders: dict[dg.AssetKey, str]) -> 
     through that backfill: requesting it again would load it twice. `loaders` maps each bronze
     asset to the landing dataset it loads; a reference table's day is None.
     """
-    from resources.landing_zone import days_between
-
     busy: set[tuple[str, str | None]] = set()
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=ACTIVE)):
         targeted = [loaders[k] for k in run.asset_selection or () if k in loaders]
         if not targeted:
             continue
-        tags = run.tags
-        if RANGE_START in tags:
-            days: list[str | None] = list(days_between(tags[RANGE_START], tags[RANGE_END]))
-        elif "dagster/partition" in tags:
-            days = [tags["dagster/partition"]]
-        else:
-            days = [None]
+        days: list[str | None] = list(partition_days(run.tags) or [None])
         busy.update((dataset, day) for dataset in targeted for day in days)
     for backfill in instance.get_backfills(status=BulkActionStatus.REQUESTED):
         data = backfill.asset_backfill_data

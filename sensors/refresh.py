@@ -28,7 +28,8 @@ import dagster as dg
 from dagster._core.definitions.partitions.mapping import IdentityPartitionMapping, TimeWindowPartitionMapping
 
 from resources.quality_settings import load_settings
-from sensors.landing import RANGE_END, RANGE_START, TRIGGER_TAG, contiguous_ranges
+from assets.partitions import RANGE_END, RANGE_START, partition_days
+from sensors.landing import TRIGGER_TAG, contiguous_ranges
 
 BATCH = 1000
 FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}
@@ -102,16 +103,10 @@ class RunFacts:
 
 def queued_coverage(instance: dg.DagsterInstance) -> set[tuple[dg.AssetKey, str]]:
     """(asset, day) pairs that a run which has not started yet will build: no need to ask again."""
-    from resources.landing_zone import days_between
-
     covered: set[tuple[dg.AssetKey, str]] = set()
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=NOT_STARTED)):
-        tags = run.tags
-        if RANGE_START in tags:
-            days = days_between(tags[RANGE_START], tags[RANGE_END])
-        elif "dagster/partition" in tags:
-            days = [tags["dagster/partition"]]
-        else:
+        days = partition_days(run.tags)
+        if days is None:
             continue
         covered.update((key, day) for key in run.asset_selection or () for day in days)
     return covered

@@ -17,16 +17,13 @@ from collections.abc import Iterator
 import dagster as dg
 import ibis
 
-from assets.partitions import daily_partitions
+from assets.partitions import PARTITION_TAG, daily_partitions, partition_days
 from assets.quality import evaluate, monitoring
 from assets.quality.statistics import Window
-from resources.landing_zone import days_between
 from resources.quality_settings import QualitySettings, load_settings
 from resources.settings import TarmacPaths
 from resources.warehouse import PARTITION_COLUMNS, WAREHOUSE_POOL, read_only
 
-PARTITION_TAG = "dagster/partition"
-RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 
 CHECK_DESCRIPTIONS = {
     "schema": "Pandera contract of the table (columns, types, nullability, domains), validated in DuckDB.",
@@ -76,10 +73,9 @@ def _specs(checks: dict[tuple[str, str], list[str]], partitioned: bool) -> list[
 
 def run_days(tags: dict[str, str]) -> list[str]:
     """The local days a run covers, from its partition tags."""
-    if PARTITION_TAG in tags:
-        return [tags[PARTITION_TAG]]
-    if RANGE_TAGS[0] in tags:
-        return days_between(tags[RANGE_TAGS[0]], tags[RANGE_TAGS[1]])
+    days = partition_days(tags)
+    if days is not None:
+        return days
     raise dg.Failure("daily checks need a partition or a partition range: launch them with their asset's partitions")
 
 
