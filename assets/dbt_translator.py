@@ -1,5 +1,6 @@
 """How dbt models become Dagster assets: keys by layer schema, groups by layer, look-back mappings,
-and column schemas rendered from the tables' Pandera contracts."""
+column schemas rendered from the tables' Pandera contracts, and code versions that follow the
+versions of the features a model computes."""
 
 from collections.abc import Mapping
 from typing import Any
@@ -7,6 +8,7 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
+from assets.ml.feature_registry import FEATURE_MODEL, feature_registry, features_fingerprint
 from assets.quality.contracts import column_schema
 
 
@@ -25,10 +27,21 @@ class TarmacDbtTranslator(DagsterDbtTranslator):
         metadata = dict(super().get_metadata(dbt_resource_props))
         if dbt_resource_props["resource_type"] == "model":
             descriptions = {n: c.get("description") for n, c in dbt_resource_props.get("columns", {}).items()}
+            if _computes_features(dbt_resource_props):  # the registry documents the columns it selects
+                registry = {n: f.description for n, f in feature_registry().items()}
+                descriptions = {**registry, **{n: d for n, d in descriptions.items() if d}}
             schema = column_schema(self.get_asset_key(dbt_resource_props), descriptions)
             if schema is not None:
                 metadata["dagster/column_schema"] = schema
         return metadata
+
+    def get_code_version(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        # bumping a feature's version changes the code version of the models that compute it, so
+        # Dagster shows their materialized partitions as built by other code
+        version = super().get_code_version(dbt_resource_props)
+        if _computes_features(dbt_resource_props):
+            return f"{version}-f{features_fingerprint()}"
+        return version
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         if dbt_resource_props["resource_type"] == "source":
@@ -51,3 +64,11 @@ class TarmacDbtTranslator(DagsterDbtTranslator):
             )
         return None
 
+
+def _computes_features(dbt_resource_props: Mapping[str, Any]) -> bool:
+    """The model that defines the features computes all of them, and so does every model that refs
+    it (gold_training_set selects f.*). Column names would not do: silver_flights has a month too."""
+    if dbt_resource_props["resource_type"] != "model":
+        return False
+    models = [dbt_resource_props.get("unique_id", ""), *dbt_resource_props.get("depends_on", {}).get("nodes", [])]
+    return any(m.startswith("model.") and m.endswith(f".{FEATURE_MODEL}") for m in models)

@@ -4,7 +4,8 @@ Each model is the source of truth for its table's column names, types, nullabili
 ranges: the schema checks validate partitions against it (never pulling a table into pandas), and
 the assets' column schema metadata in the UI is rendered from it. Silver's domain bounds are the
 dbt project's `value_bounds` var, read here, so the rule that nulls an impossible value and the
-contract that forbids it are the same numbers.
+contract that forbids it are the same numbers. Gold's feature columns are generated from the feature
+registry (`assets/ml/feature_registry.py`), so a feature's type, nullability and range are declared once.
 
 Bronze keeps landed values as text; its contract says which text each field must hold (an integer,
 a decimal, a UTC timestamp, NA), so a string in a numeric column is found in the raw layer.
@@ -20,6 +21,7 @@ import ibis.expr.datatypes as dt
 import pandera.ibis as pa
 import yaml
 
+from assets.ml.feature_registry import FeatureDefinition, FeatureRegistryError, feature_registry
 from resources.settings import DBT_PROJECT_DIR
 
 UTC = dt.Timestamp(timezone="UTC", scale=6)
@@ -221,36 +223,53 @@ class SilverReferenceQuarantine(_Contract):
     load_id: dt.String
 
 
-class GoldFlightFeatures(_Contract):
-    flight_id: dt.String = pa.Field(unique=True)
-    flight_date: dt.Date
-    sched_dep_ts: UTC
-    prediction_ts: UTC
-    carrier: dt.String
-    origin: dt.String = pa.Field(isin=["EWR", "JFK", "LGA"])
-    dest: dt.String
-    distance_mi: dt.Int32 = _bounded("flights", "distance")
-    dep_hour_local: dt.Int32 = pa.Field(ge=0, le=23)
-    day_of_week: dt.Int64 = pa.Field(ge=1, le=7)
-    month: dt.Int32 = pa.Field(ge=1, le=12)
-    origin_dep_delay_avg_1h: dt.Float64 = _bounded("flights", "dep_delay")
-    origin_departures_1h: dt.Int64 = pa.Field(ge=0)
-    origin_cancelled_3h: dt.Int64 = pa.Field(ge=0)
-    carrier_dep_delay_avg_24h: dt.Float64 = _bounded("flights", "dep_delay")
-    route_dep_delay15_rate_7d: dt.Float64 = pa.Field(ge=0, le=1, nullable=True)
-    temp_f: dt.Float64 = _bounded("weather", "temp")
-    wind_speed_mph: dt.Float64 = _bounded("weather", "wind_speed")
-    visib_mi: dt.Float64 = _bounded("weather", "visib")
-    precip_in: dt.Float64 = _bounded("weather", "precip")
-    humid: dt.Float64 = _bounded("weather", "humid")
-    plane_age_years: dt.Int32 = pa.Field(ge=0, le=120, nullable=True)
-    plane_seats: dt.Int32 = pa.Field(ge=1, le=1000, nullable=True)
-    load_id: dt.String
-    computed_at: UTC
+# the ibis type of each dbt data_type the feature registry allows
+_FEATURE_TYPES: dict[str, Any] = {"double": dt.Float64, "bigint": dt.Int64, "integer": dt.Int32, "varchar": dt.String}
+
+
+def _feature_field(feature: FeatureDefinition) -> Any:
+    checks: dict[str, Any] = {"isin": list(feature.isin)} if feature.isin else {}
+    low, high = feature.bounds if isinstance(feature.bounds, tuple) else (None, None)
+    if isinstance(feature.bounds, str):
+        dataset, column = feature.bounds.split(".")
+        if column not in value_bounds().get(dataset, {}):
+            raise FeatureRegistryError(f"feature {feature.name!r}, field 'bounds': {feature.bounds} is not in the value_bounds dbt var")
+        low, high = value_bounds()[dataset][column]
+    checks.update({k: v for k, v in (("ge", low), ("le", high)) if v is not None})
+    return pa.Field(nullable=feature.nullable, **checks)
+
+
+def _gold_features_contract() -> type[pa.DataFrameModel]:
+    """gold.flight_features: identity and lineage columns here, the features from the registry."""
+    identity = {"flight_id": (dt.String, pa.Field(unique=True)), "flight_date": (dt.Date, pa.Field()),
+                "sched_dep_ts": (UTC, pa.Field()), "prediction_ts": (UTC, pa.Field())}
+    features = {n: (_FEATURE_TYPES[f.dtype], _feature_field(f)) for n, f in feature_registry().items()}
+    lineage = {"load_id": (dt.String, pa.Field()), "computed_at": (UTC, pa.Field())}
+    columns = {**identity, **features, **lineage}  # the table's column order
+    return type("GoldFlightFeatures", (_Contract,), {
+        "__annotations__": {n: dtype for n, (dtype, _) in columns.items()},
+        **{n: field for n, (_, field) in columns.items()},
+    })
+
+
+GoldFlightFeatures = _gold_features_contract()
 
 
 class GoldTrainingSet(GoldFlightFeatures):
     is_delayed: dt.Boolean
+
+
+class GoldPredictions(_Contract):
+    """Batch scores: one row per flight of the day, with the model version that scored it."""
+
+    flight_id: dt.String = pa.Field(unique=True)
+    flight_date: dt.Date
+    prediction_ts: UTC
+    delay_probability: dt.Float64 = pa.Field(ge=0, le=1)
+    model_name: dt.String
+    model_version: dt.String = pa.Field(str_matches=r"^\d+$")
+    load_id: dt.String
+    scored_at: UTC
 
 
 CONTRACTS: dict[dg.AssetKey, type[pa.DataFrameModel]] = {
@@ -269,6 +288,7 @@ CONTRACTS: dict[dg.AssetKey, type[pa.DataFrameModel]] = {
     dg.AssetKey(["silver", "reference_quarantine"]): SilverReferenceQuarantine,
     dg.AssetKey(["gold", "flight_features"]): GoldFlightFeatures,
     dg.AssetKey(["gold", "training_set"]): GoldTrainingSet,
+    dg.AssetKey(["gold", "predictions"]): GoldPredictions,
 }
 
 

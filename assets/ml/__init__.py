@@ -1,0 +1,1 @@
+"""Machine learning on the gold features."""
