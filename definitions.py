@@ -1,17 +1,27 @@
-"""Tarmac's Dagster definitions: landing zone → bronze → silver → gold, with their quality checks."""
+"""Tarmac's Dagster definitions: landing zone → bronze → silver → gold → model and predictions, with their checks."""
 
 import dagster as dg
 
 from assets.landing import landing_specs
 from assets.medallion import daily_bronze_models, daily_gold_models, daily_silver_models, reference_models
-from assets.quality.checks import quality_checks
+from assets.ml.model import flight_delay_model
+from assets.ml.predictions import predictions
+from assets.quality.checks import prediction_checks, quality_checks
 from assets.quality.partition_freshness import partition_freshness
 from resources.dbt import dbt_resource
 from sensors import all_sensors
 
 defs = dg.Definitions(
-    assets=[*landing_specs, reference_models, daily_bronze_models, daily_silver_models, daily_gold_models],
-    asset_checks=[*quality_checks, partition_freshness],
+    assets=[
+        *landing_specs,
+        reference_models,
+        daily_bronze_models,
+        daily_silver_models,
+        daily_gold_models,
+        flight_delay_model,
+        predictions,
+    ],
+    asset_checks=[*quality_checks, prediction_checks, partition_freshness],
     sensors=all_sensors,
     resources={"dbt": dbt_resource()},
     # A run's steps form one chain (each layer, then its checks) and the warehouse pool admits one

@@ -5,6 +5,7 @@
     python -m resources.cli backfill --start 2013-01-01 --end 2013-12-31 [--skip-if-materialized]
     python -m resources.cli replay [--start 2013-01-01] [--end 2013-12-31] [--seconds-per-day 60]
     python -m resources.cli instance    # create DAGSTER_HOME's storage (and PostgreSQL database) now
+    python -m resources.cli features [--lock]    # print the feature registry; --lock records its versions
 """
 
 from __future__ import annotations
@@ -42,13 +43,11 @@ def _backfill(args: argparse.Namespace) -> int:
     paths = TarmacPaths.from_env()
     days = days_between(args.start, args.end)
     with dagster_instance() as instance:
-        if args.skip_if_materialized and not missing_days(instance, days):
-            print(f"{args.start}..{args.end} is already materialized; nothing to do")
-            return 0
-        report = fill_landing_zone(paths, days)
-        print(f"landing zone: {report.summary()}")
+        if not (args.skip_if_materialized and not missing_days(instance, days)):
+            report = fill_landing_zone(paths, days)
+            print(f"landing zone: {report.summary()}")
         started = time.perf_counter()
-        results = materialize_days(args.start, args.end, instance)
+        results = materialize_days(args.start, args.end, instance, log=print, skip_materialized=args.skip_if_materialized)
         elapsed = time.perf_counter() - started
     evaluations = [c for r in results for c in r.get_asset_check_evaluations() if not c.passed]
     failed_checks = sorted({
@@ -105,6 +104,26 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _features(args: argparse.Namespace) -> int:
+    from assets.ml.feature_registry import LOCK_PATH, FeatureRegistryError, feature_registry, format_window, write_lock
+
+    registry = feature_registry()
+    rows = [("name", "entity", "source", "window", "version", "owner")]
+    for f in registry.values():
+        rows.append((f.name, f.entity, f.source, format_window(f.window), str(f.version), f.owner))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    if args.lock:
+        try:
+            write_lock(registry)
+        except FeatureRegistryError as e:
+            print(e, file=sys.stderr)
+            return 1
+        print(f"{len(registry)} feature versions written to {LOCK_PATH.name}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tarmac", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -134,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
         "instance", help="open the Dagster instance in DAGSTER_HOME, creating its storage, and print its storage classes"
     )
     instance.set_defaults(handler=_instance)
+
+    features = commands.add_parser("features", help="print the feature registry (name, entity, source, window, version, owner)")
+    features.add_argument("--lock", action="store_true", help="record the features' versions in the lock file")
+    features.set_defaults(handler=_features)
 
     args = parser.parse_args(argv)
     return args.handler(args)

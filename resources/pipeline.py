@@ -2,45 +2,115 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import dagster as dg
 
 from assets.partitions import RANGE_END, RANGE_START
 
+ML_GROUP = "ml"
+
+
+def _split(defs: dg.Definitions, partitioned: bool, ml: bool) -> list[dg.AssetsDefinition]:
+    return [
+        a
+        for a in defs.assets
+        if isinstance(a, dg.AssetsDefinition)
+        and (a.partitions_def is not None) == partitioned
+        and any(a.group_names_by_key.get(k) == ML_GROUP for k in a.keys) == ml
+    ]
+
+
+def _checks_for(defs: dg.Definitions, assets: list[dg.AssetsDefinition]) -> list[dg.AssetChecksDefinition]:
+    keys = {k for a in assets for k in a.keys}
+    return [c for c in defs.asset_checks if {spec.asset_key for spec in c.check_specs} <= keys]
 
 
 def materialize_days(
     start: str,
     end: str,
     instance: dg.DagsterInstance,
+    log: Callable[[str], None] = lambda _: None,
+    skip_materialized: bool = False,
 ) -> list[dg.ExecuteInJobResult]:
-    """Materialize every asset for the local days start..end (both included).
+    """Materialize every asset for the local days start..end (both included), in stages.
 
-    The reference tables are unpartitioned and run first; the daily models then run once over the
-    whole range, as their single-run backfill policy allows: two runs, whatever the range.
+    1. the unpartitioned reference tables, 2. the daily bronze, silver and gold models over the
+    whole range in one run (their single-run backfill policy), 3. the delay model, when every day
+    of its time split has a training set, 4. the champion's predictions for the range. Each stage
+    runs only if the one before succeeded; with `skip_materialized`, a stage whose output is
+    already there is skipped.
     """
     from definitions import defs
 
-    reference = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and a.partitions_def is None]
-    daily = [a for a in defs.assets if isinstance(a, dg.AssetsDefinition) and a.partitions_def is not None]
-    reference_checks = [c for c in defs.asset_checks if c.node_def.name == "reference_checks"]
-    daily_checks = [c for c in defs.asset_checks if c.node_def.name != "reference_checks"]
-    results = [
-        dg.materialize([*reference, *reference_checks], instance=instance, resources=defs.resources, raise_on_error=False)
-    ]
-    if results[0].success:
-        results.append(
-            dg.materialize(
-                [*daily, *daily_checks],
-                instance=instance,
-                resources=defs.resources,
-                tags={RANGE_START: start, RANGE_END: end},
-                raise_on_error=False,
-            )
+    days_tags = {RANGE_START: start, RANGE_END: end}
+    reference = _split(defs, partitioned=False, ml=False)
+    daily = _split(defs, partitioned=True, ml=False)
+    model = _split(defs, partitioned=False, ml=True)
+    scoring = _split(defs, partitioned=True, ml=True)
+    results: list[dg.ExecuteInJobResult] = []
+
+    def run(assets: list[dg.AssetsDefinition], tags: dict[str, str] | None = None) -> bool:
+        result = dg.materialize(
+            [*assets, *_checks_for(defs, assets)], instance=instance, resources=defs.resources,
+            tags=tags, raise_on_error=False,
         )
+        results.append(result)
+        return result.success
+
+    from resources.landing_zone import days_between
+
+    days = days_between(start, end)
+    if not (skip_materialized and not missing_days(instance, days)):
+        if not run(reference) or not run(daily, days_tags):
+            return results
+    else:
+        log(f"{start}..{end}: gold is already materialized")
+    if model:
+        ready, reason = _model_ready(instance, skip_materialized)
+        if ready:
+            if not run(model):
+                return results
+        else:
+            log(f"{model[0].key.to_user_string()}: not trained ({reason})")
+    if scoring:
+        champion = _champion_version()
+        if champion is None:
+            log("gold/predictions: not scored (no champion model)")
+        elif skip_materialized and not missing_days(instance, days, dg.AssetKey(["gold", "predictions"])):
+            log(f"{start}..{end}: predictions are already materialized")
+        else:
+            run(scoring, days_tags)
     return results
 
 
-def missing_days(instance: dg.DagsterInstance, days: list[str]) -> list[str]:
-    """Days whose gold features have never been materialized in this instance."""
-    done = instance.get_materialized_partitions(dg.AssetKey(["gold", "flight_features"]))
+def _model_ready(instance: dg.DagsterInstance, skip_materialized: bool) -> tuple[bool, str]:
+    """Whether to train: every day of the split has a training set, and (when skipping) no champion yet."""
+    from resources.quality_settings import load_settings
+
+    split = load_settings().ml.split
+    needed = [d for period in (split.train, split.validate_, split.test) for d in period.days()]
+    missing = missing_days(instance, needed, dg.AssetKey(["gold", "training_set"]))
+    if missing:
+        return False, f"{len(missing)} days of its split {split.first_day}..{split.last_day} have no training set"
+    if skip_materialized and _champion_version() is not None:
+        return False, "a champion exists"
+    return True, ""
+
+
+def _champion_version() -> str | None:
+    from assets.ml.model_registry import ModelRegistry
+    from resources.quality_settings import load_settings
+    from resources.settings import TarmacPaths
+
+    settings = load_settings().ml
+    champion = ModelRegistry(TarmacPaths.from_env(), settings.model_name, settings.experiment).champion()
+    return champion.version if champion else None
+
+
+def missing_days(
+    instance: dg.DagsterInstance, days: list[str], key: dg.AssetKey = dg.AssetKey(["gold", "flight_features"])
+) -> list[str]:
+    """Days whose partition of `key` (gold features by default) was never materialized in this instance."""
+    done = instance.get_materialized_partitions(key)
     return [d for d in days if d not in done]

@@ -13,70 +13,26 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from resources.ml_settings import MlSettings
 from resources.settings import PROJECT_ROOT
+from resources.thresholds import FloorThresholds, Thresholds, StrictSettings
 
 DEFAULT_SETTINGS_FILE = PROJECT_ROOT / "tarmac.yaml"
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Thresholds(_Strict):
-    """A statistic that fails with WARN above `warn` and with ERROR above `error`."""
-
-    warn: float = Field(ge=0)
-    error: float = Field(ge=0)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> "Thresholds":
-        if self.warn > self.error:
-            raise ValueError(f"warn ({self.warn}) must not exceed error ({self.error})")
-        return self
-
-    def severity(self, value: float | None) -> Literal["ok", "warn", "error"]:
-        if value is None:
-            return "ok"
-        if value > self.error:
-            return "error"
-        if value > self.warn:
-            return "warn"
-        return "ok"
-
-
-class FloorThresholds(_Strict):
-    """A share that fails with WARN below `warn` and with ERROR below `error`."""
-
-    warn: float = Field(ge=0, le=1)
-    error: float = Field(ge=0, le=1)
-
-    @model_validator(mode="after")
-    def _ordered(self) -> "FloorThresholds":
-        if self.error > self.warn:
-            raise ValueError(f"error ({self.error}) must not exceed warn ({self.warn}) for a floor")
-        return self
-
-    def severity(self, value: float) -> Literal["ok", "warn", "error"]:
-        if value < self.error:
-            return "error"
-        if value < self.warn:
-            return "warn"
-        return "ok"
-
-
-class SchemaSettings(_Strict):
+class SchemaSettings(StrictSettings):
     blocking: bool = True
     bronze_max_invalid_share: float = Field(ge=0, le=1)
 
 
-class DriftColumns(_Strict):
+class DriftColumns(StrictSettings):
     numeric: list[str] = []
     categorical: list[str] = []
 
 
-class DriftSettings(_Strict):
+class DriftSettings(StrictSettings):
     blocking: bool = False
     min_rows: int = Field(ge=1)
     ks: Thresholds
@@ -85,19 +41,19 @@ class DriftSettings(_Strict):
     columns: dict[str, DriftColumns]
 
 
-class FreshnessSettings(_Strict):
+class FreshnessSettings(StrictSettings):
     blocking: bool = False
     max_event_lag_minutes: dict[str, int]
 
 
-class MissingValuesSettings(_Strict):
+class MissingValuesSettings(StrictSettings):
     blocking: bool = False
     null_rate: dict[str, dict[str, Thresholds]]
     expected_rows_per_day: dict[str, int] = {}
     min_completeness: FloorThresholds
 
 
-class ValueRangeSettings(_Strict):
+class ValueRangeSettings(StrictSettings):
     blocking: bool = False
     iqr_multiplier: float = Field(gt=0)
     max_outlier_share: float = Field(ge=0, le=1)
@@ -105,14 +61,14 @@ class ValueRangeSettings(_Strict):
     columns: dict[str, list[str]]
 
 
-class CorrelationSettings(_Strict):
+class CorrelationSettings(StrictSettings):
     blocking: bool = False
     min_rows: int = Field(ge=3)
     max_abs_delta: Thresholds
     columns: dict[str, list[str]]
 
 
-class ReferenceWindow(_Strict):
+class ReferenceWindow(StrictSettings):
     days: int = Field(default=28, ge=1, le=366)
     start: date | None = None
     end: date | None = None
@@ -126,7 +82,7 @@ class ReferenceWindow(_Strict):
         return self
 
 
-class QualitySettings(_Strict):
+class QualitySettings(StrictSettings):
     reference_window: ReferenceWindow
     max_failure_cases: int = Field(ge=1, le=1000)
     schema_: SchemaSettings = Field(alias="schema")
@@ -137,13 +93,13 @@ class QualitySettings(_Strict):
     correlation: CorrelationSettings
 
 
-class AlertSettings(_Strict):
+class AlertSettings(StrictSettings):
     jsonl_path: str = "alerts/alerts.jsonl"
     webhook_url: str | None = None
     webhook_timeout_seconds: float = Field(default=5, gt=0)
 
 
-class SensorSettings(_Strict):
+class SensorSettings(StrictSettings):
     """How often each sensor ticks (the daemon's minimum interval between evaluations)."""
 
     landing_interval_seconds: int = Field(default=15, ge=1)
@@ -152,7 +108,7 @@ class SensorSettings(_Strict):
     alert_interval_seconds: int = Field(default=30, ge=1)
 
 
-class ProcessingFreshnessSettings(_Strict):
+class ProcessingFreshnessSettings(StrictSettings):
     """Processing freshness: when a day's partition must be materialized, on the pipeline's clock,
     and how old the unpartitioned reference tables may get."""
 
@@ -174,19 +130,20 @@ class ProcessingFreshnessSettings(_Strict):
         return self
 
 
-class ReplaySettings(_Strict):
+class ReplaySettings(StrictSettings):
     """`make replay`: one landing day every `seconds_per_day` seconds, starting at `start`."""
 
     seconds_per_day: float = Field(default=60, gt=0)
     start: date = date(2013, 1, 1)
 
 
-class TarmacSettings(_Strict):
+class TarmacSettings(StrictSettings):
     quality: QualitySettings
     alerts: AlertSettings = AlertSettings()
     sensors: SensorSettings = SensorSettings()
     processing_freshness: ProcessingFreshnessSettings
     replay: ReplaySettings = ReplaySettings()
+    ml: MlSettings
 
 
 class SettingsError(ValueError):

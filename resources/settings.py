@@ -54,6 +54,11 @@ class TarmacPaths:
         return self.data_dir / "monitoring.duckdb"
 
     @property
+    def mlflow(self) -> Path:
+        """MLflow tracking and model registry: mlflow.db (SQLite) and the artifacts beside it."""
+        return self.data_dir / "mlflow"
+
+    @property
     def reports(self) -> Path:
         return self.data_dir / "reports"
 

@@ -29,6 +29,7 @@ PARTITION_COLUMNS = {
     ("silver", "load_audit"): "landing_date",
     ("gold", "flight_features"): "flight_date",
     ("gold", "training_set"): "flight_date",
+    ("gold", "predictions"): "flight_date",
 }
 
 

@@ -29,6 +29,7 @@ from dagster._core.execution.backfill import BulkActionStatus
 
 from assets.medallion import LANDING_CHECKSUM
 from assets.partitions import RANGE_END, RANGE_START, daily_partitions, partition_days
+from resources.pipeline import ML_GROUP
 from resources.quality_settings import load_settings
 from resources.settings import LANDING_DATASETS, REFERENCE_DATASETS, TarmacPaths
 
@@ -172,7 +173,11 @@ def _downstream(asset_graph, roots: set[dg.AssetKey], partitioned: bool) -> list
     selection = dg.AssetSelection.assets(*roots).downstream() - dg.AssetSelection.assets(*roots)
     keys = selection.resolve(asset_graph)
     return sorted(
-        (k for k in keys if asset_graph.get(k).is_materializable and asset_graph.get(k).is_partitioned == partitioned),
+        (
+            k for k in keys
+            if asset_graph.get(k).is_materializable and asset_graph.get(k).is_partitioned == partitioned
+            and asset_graph.get(k).group_name != ML_GROUP  # scored and retrained by the ML sensors
+        ),
         key=lambda k: k.to_user_string(),
     )
 

@@ -27,6 +27,7 @@ from collections.abc import Iterable
 import dagster as dg
 from dagster._core.definitions.partitions.mapping import IdentityPartitionMapping, TimeWindowPartitionMapping
 
+from resources.pipeline import ML_GROUP
 from resources.quality_settings import load_settings
 from assets.partitions import RANGE_END, RANGE_START, partition_days
 from sensors.landing import TRIGGER_TAG, contiguous_ranges
@@ -47,7 +48,7 @@ def lookback_children(asset_graph) -> dict[dg.AssetKey, list[dg.AssetKey]]:
     out: dict[dg.AssetKey, list[dg.AssetKey]] = defaultdict(list)
     for key in asset_graph.materializable_asset_keys:
         node = asset_graph.get(key)
-        if not node.is_partitioned:
+        if not node.is_partitioned or node.group_name == ML_GROUP:  # batch_scoring_sensor's
             continue
         for parent in node.parent_keys:
             parent_node = asset_graph.get(parent)
@@ -59,10 +60,14 @@ def lookback_children(asset_graph) -> dict[dg.AssetKey, list[dg.AssetKey]]:
 
 
 def daily_downstream(asset_graph, roots: Iterable[dg.AssetKey]) -> list[dg.AssetKey]:
-    """The roots and every daily-partitioned materializable asset downstream of them."""
+    """The roots and every daily-partitioned pipeline asset downstream of them (predictions are the
+    batch scoring sensor's: it scores a day once its features are fresh)."""
     keys = dg.AssetSelection.assets(*roots).downstream().resolve(asset_graph)
     nodes = (asset_graph.get(k) for k in keys)
-    return sorted((n.key for n in nodes if n.is_materializable and n.is_partitioned), key=lambda k: k.to_user_string())
+    return sorted(
+        (n.key for n in nodes if n.is_materializable and n.is_partitioned and n.group_name != ML_GROUP),
+        key=lambda k: k.to_user_string(),
+    )
 
 
 class RunFacts:

@@ -11,13 +11,14 @@ import dagster as dg
 import duckdb
 import psycopg2
 import pytest
+import yaml
 from psycopg2 import sql
 
 from resources.dbt import manifest_path
 from resources.instance import redact_url
 from resources.landing_zone import days_between, fill_landing_zone
 from resources.pipeline import materialize_days
-from resources.settings import TarmacPaths
+from resources.settings import PROJECT_ROOT, TarmacPaths
 
 # Columns that record when and by which run a row was loaded: excluded from content comparisons.
 LOAD_METADATA_COLUMNS = {"load_id", "ingested_at", "loaded_at", "quarantined_at", "audited_at", "computed_at"}
@@ -89,6 +90,26 @@ def paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TarmacPaths:
     data_dir.mkdir()
     monkeypatch.setenv("TARMAC_DATA_DIR", str(data_dir))
     return TarmacPaths(data_dir)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Write a copy of tarmac.yaml with some keys changed and point TARMAC_SETTINGS at it."""
+
+    def _settings(**changes: object) -> Path:
+        raw = yaml.safe_load((PROJECT_ROOT / "tarmac.yaml").read_text())
+        for dotted, value in changes.items():
+            node = raw
+            *parents, leaf = dotted.split("__")
+            for part in parents:
+                node = node[part]
+            node[leaf] = value
+        path = tmp_path / f"settings-{len(list(tmp_path.glob('settings-*')))}.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        monkeypatch.setenv("TARMAC_SETTINGS", str(path))
+        return path
+
+    return _settings
 
 
 @pytest.fixture

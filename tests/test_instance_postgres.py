@@ -17,7 +17,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from resources.instance import PG_URL_ENV, dagster_instance, ensure_postgres_database, redact_url
+from resources.instance import PG_URL_ENV, dagster_instance, ensure_postgres_database
 from resources.settings import PROJECT_ROOT
 from tests.conftest import database_exists as _database_exists
 

@@ -10,9 +10,7 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
-import yaml
 
-from resources.settings import PROJECT_ROOT
 
 DEP_DELAY, ARR_DELAY, DISTANCE = 5, 8, 15  # flights columns by position
 
@@ -28,26 +26,6 @@ def evaluations(results, asset: str, check: str) -> dict[str, dg.AssetCheckEvalu
             if evaluation.asset_key.to_user_string() == asset and evaluation.check_name == check and evaluation.partition:
                 out[evaluation.partition] = evaluation
     return out
-
-
-@pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """Write a copy of tarmac.yaml with some keys changed and point TARMAC_SETTINGS at it."""
-
-    def _settings(**changes: object) -> Path:
-        raw = yaml.safe_load((PROJECT_ROOT / "tarmac.yaml").read_text())
-        for dotted, value in changes.items():
-            node = raw
-            *parents, leaf = dotted.split("__")
-            for part in parents:
-                node = node[part]
-            node[leaf] = value
-        path = tmp_path / f"settings-{len(list(tmp_path.glob('settings-*')))}.yaml"
-        path.write_text(yaml.safe_dump(raw))
-        monkeypatch.setenv("TARMAC_SETTINGS", str(path))
-        return path
-
-    return _settings
 
 
 def rewrite_flights(path: Path, change) -> None:

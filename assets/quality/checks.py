@@ -32,6 +32,8 @@ CHECK_DESCRIPTIONS = {
     "value_ranges": "Impossible values nulled by silver's domain rules, and outliers vs the reference window.",
     "drift": "KS (numeric) and PSI (categorical) of the day vs the reference window.",
     "correlation": "Change of pairwise correlation of the day vs the reference window.",
+    "model_performance": "Once labels are known: ROC AUC and calibration error of the day's predictions, "
+    "and PSI of its scores against the champion's validation scores.",
 }
 
 DAILY_CHECKS: dict[str, dict[tuple[str, str], list[str]]] = {
@@ -46,6 +48,7 @@ DAILY_CHECKS: dict[str, dict[tuple[str, str], list[str]]] = {
         ("gold", "flight_features"): ["schema", "missing_values", "drift", "correlation"],
         ("gold", "training_set"): ["schema"],
     },
+    "ml": {("gold", "predictions"): ["schema", "model_performance"]},
 }
 REFERENCE_TABLES = [
     (layer, name) for layer in ("bronze", "silver") for name in ("planes", "airports", "airlines")
@@ -53,6 +56,8 @@ REFERENCE_TABLES = [
 
 
 def _blocking(settings: QualitySettings, check: str) -> bool:
+    if check == "model_performance":
+        return False  # a decaying model asks for retraining; it does not stop scoring
     return getattr(settings, "schema_" if check == "schema" else check).blocking
 
 
@@ -96,6 +101,10 @@ def evaluate_day(
         return evaluate.freshness(con, key, column, day, settings)
     if check == "missing_values":
         return evaluate.missing_values(con, key, column, day, settings)
+    if check == "model_performance":
+        from assets.ml.monitoring import model_performance
+
+        return model_performance(con, key, day)
     window = _window(settings, day)
     return getattr(evaluate, check)(con, key, column, window, settings)
 
@@ -207,3 +216,4 @@ def reference_checks() -> dg.AssetChecksDefinition:
 
 
 quality_checks = [daily_checks("bronze"), daily_checks("silver"), daily_checks("gold"), reference_checks()]
+prediction_checks = daily_checks("ml")

@@ -76,7 +76,7 @@ def drift_report(outcome: Outcome, ks_error: float, psi_error: float, path: Path
     return path
 
 
-def inline_image(path: Path) -> str:
+def inline_image(path: Path, title: str = "drift report") -> str:
     """Markdown that shows a PNG in the Dagster UI's metadata panel."""
     encoded = base64.b64encode(path.read_bytes()).decode("ascii")
-    return f"![drift report](data:image/png;base64,{encoded})"
+    return f"![{title}](data:image/png;base64,{encoded})"

@@ -1,0 +1,206 @@
+"""`ml/flight_delay_model`: train, evaluate, register and (maybe) promote the delay model.
+
+One materialization is one training run: gold.training_set over the split's days, a seeded
+HistGradientBoostingClassifier and the carrier x hour baseline scored side by side, everything
+logged to MLflow with lineage tags, then the promotion gate decides whether the new version takes
+the `champion` alias. The gate's verdict is the `promotion_gate` check: a refusal is visible as a
+WARN, not an error, because keeping the current champion is the system working as designed.
+"""
+
+
+import hashlib
+import json
+import subprocess
+
+import dagster as dg
+
+from assets.ml.feature_registry import feature_versions, features_fingerprint
+from assets.ml.monitoring import SCORE_REFERENCE_TAG
+from assets.partitions import daily_partitions
+from resources.ml_settings import DayRange, TimeSplit
+from resources.quality_settings import load_settings
+from resources.settings import PROJECT_ROOT, TarmacPaths
+from resources.warehouse import WAREHOUSE_POOL
+
+MODEL_KEY = dg.AssetKey(["ml", "flight_delay_model"])
+TRAINING_SET_KEY = dg.AssetKey(["gold", "training_set"])
+
+
+def ml_code_version() -> str:
+    """The ML code's version: its modules' source and the feature definitions it learns from."""
+    digest = hashlib.sha256()
+    for path in sorted((PROJECT_ROOT / "assets" / "ml").glob("*.py")):
+        digest.update(path.read_bytes())
+    return f"{digest.hexdigest()[:12]}-f{features_fingerprint()}"
+
+
+class TrainingConfig(dg.Config):
+    """Override the settings' split for one run, e.g. a retraining on the latest days."""
+
+    train_start: str | None = None
+    train_end: str | None = None
+    validate_start: str | None = None
+    validate_end: str | None = None
+    test_start: str | None = None
+    test_end: str | None = None
+
+    def split(self, default: TimeSplit) -> TimeSplit:
+        def period(name: str, fallback: DayRange) -> dict[str, str]:
+            start, end = getattr(self, f"{name}_start"), getattr(self, f"{name}_end")
+            return {"start": start or fallback.start.isoformat(), "end": end or fallback.end.isoformat()}
+
+        return TimeSplit.model_validate({
+            "train": period("train", default.train),
+            "validate": period("validate", default.validate_),
+            "test": period("test", default.test),
+        })
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+@dg.asset(
+    key=MODEL_KEY,
+    deps=[TRAINING_SET_KEY],
+    group_name="ml",
+    kinds={"sklearn", "mlflow"},
+    code_version=ml_code_version(),
+    pool=WAREHOUSE_POOL,  # it reads the warehouse: never beside a dbt writer
+    owners=["team:ml-features"],
+    check_specs=[
+        dg.AssetCheckSpec(
+            "promotion_gate",
+            asset=MODEL_KEY,
+            description="The new version became champion: upstream blocking checks passed and it beat the "
+            "champion and the baseline on the test days.",
+        )
+    ],
+)
+def flight_delay_model(context: dg.AssetExecutionContext, config: TrainingConfig) -> dg.MaterializeResult:
+    """The flight-delay classifier, trained on gold.training_set with a time-based split."""
+    from assets.ml import training
+    from assets.ml.model_registry import ModelRegistry
+    from assets.ml.promotion import decide, failed_blocking_checks, upstream_blocking_checks
+
+    settings = load_settings().ml
+    paths = TarmacPaths.from_env()
+    split = config.split(settings.split)
+    frame = training.load_training_set(paths.warehouse, split.first_day.isoformat(), split.last_day.isoformat())
+    periods = training.split_by_time(frame, split)
+    context.log.info(", ".join(f"{name}: {len(part)} labelled flights" for name, part in periods.items()))
+
+    model = training.fit_model(periods, settings.model)
+    baseline = training.Baseline.fit(periods["train"], settings.baseline)
+    scores = {name: training.delay_probability(model, periods[name]) for name in ("validate", "test")}
+    baseline_scores = {name: baseline.predict(periods[name]) for name in ("validate", "test")}
+    metrics = {}
+    for name in ("validate", "test"):
+        y = periods[name][training.LABEL]
+        metrics.update({f"{name}_{k}": v for k, v in training.classification_metrics(y, scores[name]).items()})
+        metrics.update({f"baseline_{name}_{k}": v for k, v in training.classification_metrics(y, baseline_scores[name]).items()})
+    metrics["train_rows"] = float(len(periods["train"]))
+    metrics["boosting_iterations"] = float(model.named_steps["classify"].n_iter_)
+
+    run_dir = paths.reports / "models" / context.run.run_id
+    plot = training.calibration_plot(
+        {"model": (periods["test"][training.LABEL], scores["test"]),
+         "baseline": (periods["test"][training.LABEL], baseline_scores["test"])},
+        f"test {split.test.start}..{split.test.end}",
+        run_dir / "calibration_test.png",
+    )
+    reference = training.score_histogram(scores["validate"], settings.monitoring.psi_bins)
+    (run_dir / "score_reference.json").write_text(json.dumps(reference, indent=2))
+    digest = training.training_set_digest(frame)
+    code_version = ml_code_version()
+    tags = {
+        "tarmac/partition_range": f"{split.first_day}..{split.last_day}",
+        "tarmac/split": json.dumps({k: [str(v.start), str(v.end)] for k, v in
+                                    {"train": split.train, "validate": split.validate_, "test": split.test}.items()}),
+        "tarmac/training_set_sha256": digest,
+        "tarmac/code_version": code_version,
+        "tarmac/git_commit": _git_commit(),
+        "tarmac/feature_versions": json.dumps(feature_versions(), sort_keys=True),
+        "tarmac/dagster_run_id": context.run.run_id,
+        SCORE_REFERENCE_TAG: json.dumps(reference),
+    }
+    params = {**settings.model.model_dump(), "model": "HistGradientBoostingClassifier",
+              "features": ",".join(training.model_features()), "baseline_prior_flights": settings.baseline.prior_flights}
+    registry = ModelRegistry(paths, settings.model_name, settings.experiment)
+    candidate = registry.log_model(
+        model, training.model_input(periods["test"].head(1000)), params, metrics, tags, [plot, run_dir / "score_reference.json"]
+    )
+
+    champion = registry.champion()
+    champion_test = None
+    if champion is not None:
+        champion_model = registry.load(champion.version)
+        champion_test = training.classification_metrics(
+            periods["test"][training.LABEL], training.delay_probability(champion_model, periods["test"])
+        )
+    failed = []
+    if settings.promotion.require_upstream_checks:
+        from definitions import defs  # the whole graph: in-process runs have no repository on the context
+
+        asset_graph = defs.resolve_asset_graph()
+        checks = upstream_blocking_checks(asset_graph, [TRAINING_SET_KEY])
+        failed = failed_blocking_checks(context.instance, asset_graph, checks, _partition_days(split))
+    test_metrics = {k.removeprefix("test_"): v for k, v in metrics.items() if k.startswith("test_")}
+    baseline_test = {k.removeprefix("baseline_test_"): v for k, v in metrics.items() if k.startswith("baseline_test_")}
+    decision = decide(settings.promotion, test_metrics, baseline_test, champion_test, failed)
+    if decision.promote:
+        registry.promote(candidate.version)
+    verdict = "champion" if decision.promote else "refused"
+    registry.tag_version(candidate.version, {"tarmac/promotion": verdict, "tarmac/promotion_reasons": "; ".join(decision.reasons)})
+    context.log.info(f"version {candidate.version}: {verdict}" + (f" ({'; '.join(decision.reasons)})" if decision.reasons else ""))
+
+    metric = settings.promotion.metric
+    gate_metadata = {
+        "challenger_version": dg.MetadataValue.text(candidate.version),
+        f"challenger_test_{metric}": dg.MetadataValue.float(test_metrics[metric]),
+        f"baseline_test_{metric}": dg.MetadataValue.float(baseline_test[metric]),
+        "failed_upstream_checks": dg.MetadataValue.int(len(failed)),
+        "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons) or "none"),
+    }
+    if champion is not None:
+        gate_metadata["previous_champion_version"] = dg.MetadataValue.text(champion.version)
+        gate_metadata[f"previous_champion_test_{metric}"] = dg.MetadataValue.float(champion_test[metric])
+    table = "| period | scorer | ROC AUC | PR AUC | log loss | Brier |\n|---|---|---|---|---|---|\n" + "\n".join(
+        f"| {period} | {who} | " + " | ".join(f"{metrics[f'{prefix}{period}_{m}']:.4f}" for m in ("roc_auc", "pr_auc", "log_loss", "brier")) + " |"
+        for period in ("validate", "test")
+        for who, prefix in (("model", ""), ("baseline", "baseline_"))
+    )
+    from assets.quality.monitoring import inline_image
+
+    return dg.MaterializeResult(
+        metadata={
+            "model_version": dg.MetadataValue.text(candidate.version),
+            "champion": dg.MetadataValue.bool(decision.promote),
+            "mlflow_run_id": dg.MetadataValue.text(candidate.run_id),
+            "mlflow_tracking_uri": dg.MetadataValue.text(registry.uri),
+            "metrics": dg.MetadataValue.md(table),
+            **{f"tarmac/{k}": dg.MetadataValue.float(v) for k, v in metrics.items()},
+            "training_set_sha256": dg.MetadataValue.text(digest),
+            "partition_range": dg.MetadataValue.text(tags["tarmac/partition_range"]),
+            "code_version": dg.MetadataValue.text(code_version),
+            "calibration_plot": dg.MetadataValue.md(inline_image(plot, "calibration on the test days")),
+        },
+        check_results=[
+            dg.AssetCheckResult(
+                check_name="promotion_gate",
+                passed=decision.promote,
+                severity=dg.AssetCheckSeverity.WARN,
+                description=f"version {candidate.version}: {verdict}",
+                metadata=gate_metadata,
+            )
+        ],
+    )
+
+
+def _partition_days(split: TimeSplit) -> list[str]:
+    keys = set(daily_partitions.get_partition_keys())
+    return [d for d in DayRange(start=split.first_day, end=split.last_day).days() if d in keys]

@@ -1,0 +1,180 @@
+"""ML sensors: score what changed with the champion, and retrain when monitoring says the model decays.
+
+- `batch_scoring_sensor` requests gold/predictions for every day whose features changed since it
+  was scored, and for every scored day when the champion changes; days whose feature run is still
+  going, or whose blocking feature checks did not pass, wait.
+- `model_retraining_sensor` reads the latest `model_performance` evaluation of the most recent
+  scored days; when enough of them failed with ERROR (AUC decay, miscalibration or score drift)
+  under the current champion, it requests one training run on a split that ends at the last
+  labelled day. Its run key is the champion's version: one retraining per champion, so a retrained
+  model that is refused promotion does not loop.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+import dagster as dg
+
+from assets.ml.model import MODEL_KEY
+from assets.ml.predictions import FEATURES_KEY, PREDICTIONS_KEY
+from assets.partitions import RANGE_END, RANGE_START
+from resources.quality_settings import load_settings
+from resources.settings import FIRST_DAY, TarmacPaths
+from sensors.landing import TRIGGER_TAG, contiguous_ranges
+
+ACTIVE = [
+    dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING,
+]
+PERFORMANCE_CHECK = dg.AssetCheckKey(PREDICTIONS_KEY, "model_performance")
+
+
+def _champion_version() -> str | None:
+    from assets.ml.model_registry import ModelRegistry
+
+    settings = load_settings().ml
+    champion = ModelRegistry(TarmacPaths.from_env(), settings.model_name, settings.experiment).champion()
+    return champion.version if champion else None
+
+
+def active_days(instance: dg.DagsterInstance, keys: set[dg.AssetKey]) -> set[str]:
+    """Days that a queued or running run of any of these assets covers."""
+    from assets.partitions import partition_days
+
+    days: set[str] = set()
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=ACTIVE)):
+        if keys & set(run.asset_selection or ()):
+            days.update(partition_days(run.tags) or ())
+    return days
+
+
+def stale_days(features: dict[str, int], scored: dict[str, int], rescore_all: bool) -> set[str]:
+    """Days whose features are newer than their scores (or never scored); every day with features
+    when the champion changed."""
+    if rescore_all:
+        return set(features)
+    return {day for day, storage_id in features.items() if scored.get(day, -1) < storage_id}
+
+
+@dg.sensor(
+    name="batch_scoring_sensor",
+    target=[PREDICTIONS_KEY],
+    minimum_interval_seconds=load_settings().ml.scoring_interval_seconds,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=__doc__.split("\n\n")[1].split("\n- ")[0].removeprefix("- "),
+)
+def batch_scoring_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    from assets.ml.promotion import failed_blocking_checks
+
+    champion = _champion_version()
+    if champion is None:
+        return dg.SensorResult(skip_reason="no champion model yet")
+    instance = context.instance
+    storage = instance.event_log_storage
+    features = dict(storage.get_latest_storage_id_by_partition(FEATURES_KEY, dg.DagsterEventType.ASSET_MATERIALIZATION))
+    scored = dict(storage.get_latest_storage_id_by_partition(PREDICTIONS_KEY, dg.DagsterEventType.ASSET_MATERIALIZATION))
+    state = json.loads(context.cursor) if context.cursor else {"champion": _last_scoring_version(instance)}
+    days = stale_days(features, scored, rescore_all=state.get("champion") != champion) - active_days(
+        instance, {FEATURES_KEY, PREDICTIONS_KEY}
+    )
+    cursor = json.dumps({"champion": champion})
+    if not days:
+        return dg.SensorResult(skip_reason=f"every day with features is scored by champion v{champion}", cursor=cursor)
+    graph = context.repository_def.asset_graph
+    blocking = [k for k in graph.get_check_keys_for_assets({FEATURES_KEY}) if graph.get_check_spec(k).blocking]
+    failed = failed_blocking_checks(instance, graph, blocking, sorted(days))
+    held = {f.split("[")[1].split("]")[0] for f in failed if "[" in f}
+    if held:
+        context.log.warning(f"not scored, blocking feature checks did not pass: {', '.join(sorted(held)[:20])}")
+    requests = [
+        dg.RunRequest(
+            run_key=f"score:v{champion}:{first}:{last}:{max(features[d] for d in days if first <= d <= last)}",
+            asset_selection=[PREDICTIONS_KEY],
+            tags={RANGE_START: first, RANGE_END: last, TRIGGER_TAG: "batch_scoring"},
+        )
+        for first, last in contiguous_ranges(days - held)
+    ]
+    return dg.SensorResult(run_requests=requests, cursor=cursor)
+
+
+def _last_scoring_version(instance: dg.DagsterInstance) -> str | None:
+    records = instance.fetch_materializations(PREDICTIONS_KEY, limit=1).records
+    if not records:
+        return None
+    value = records[0].asset_materialization.metadata.get("model_version")
+    return value.value if value is not None else None
+
+
+def retraining_split(last_labelled_day: str, test_days: int, validate_days: int) -> dict[str, str]:
+    """Train on everything before the last `validate_days + test_days` labelled days."""
+    last = date.fromisoformat(last_labelled_day)
+    test_start = last - timedelta(days=test_days - 1)
+    validate_start = test_start - timedelta(days=validate_days)
+    return {
+        "train_start": FIRST_DAY, "train_end": (validate_start - timedelta(days=1)).isoformat(),
+        "validate_start": validate_start.isoformat(), "validate_end": (test_start - timedelta(days=1)).isoformat(),
+        "test_start": test_start.isoformat(), "test_end": last.isoformat(),
+    }
+
+
+def decayed_days(evaluations: dict[str, tuple[bool, str, str | None]], champion: str, window_days: int) -> list[str]:
+    """Of the latest `window_days` evaluated days, those that failed with ERROR under this champion.
+
+    `evaluations` maps a day to (passed, severity, model version) of its latest evaluation.
+    """
+    recent = sorted(evaluations, reverse=True)[:window_days]
+    return sorted(
+        day for day in recent
+        if not evaluations[day][0] and evaluations[day][1] == "ERROR" and evaluations[day][2] == champion
+    )
+
+
+def latest_evaluations(instance: dg.DagsterInstance) -> dict[str, tuple[bool, str, str | None]]:
+    infos = instance.event_log_storage.get_asset_check_partition_info([PERFORMANCE_CHECK])
+    ids = [i.latest_check_event_storage_id for i in infos if i.partition_key]
+    out: dict[str, tuple[bool, str, str | None]] = {}
+    for start in range(0, len(ids), 500):
+        records = instance.get_event_records(
+            dg.EventRecordsFilter(dg.DagsterEventType.ASSET_CHECK_EVALUATION, storage_ids=ids[start:start + 500])
+        )
+        for record in records:
+            evaluation: dg.AssetCheckEvaluation = record.event_log_entry.dagster_event.event_specific_data
+            version = evaluation.metadata.get("model_version")
+            out[evaluation.partition] = (evaluation.passed, evaluation.severity.value, version.value if version else None)
+    return out
+
+
+@dg.sensor(
+    name="model_retraining_sensor",
+    target=[MODEL_KEY],
+    minimum_interval_seconds=load_settings().ml.retraining_interval_seconds,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Retrains the delay model when enough recent days fail model_performance under the champion.",
+)
+def model_retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+    settings = load_settings().ml.retraining
+    champion = _champion_version()
+    if champion is None:
+        return dg.SensorResult(skip_reason="no champion model to monitor")
+    evaluations = latest_evaluations(context.instance)
+    decayed = decayed_days(evaluations, champion, settings.window_days)
+    if len(decayed) < settings.min_failed_days:
+        return dg.SensorResult(
+            skip_reason=f"{len(decayed)} of the latest {min(settings.window_days, len(evaluations))} scored days "
+            f"failed model_performance under v{champion} (retrain at {settings.min_failed_days})"
+        )
+    labelled = context.instance.get_materialized_partitions(dg.AssetKey(["gold", "training_set"]))
+    split = retraining_split(max(labelled), settings.test_days, settings.validate_days)
+    context.log.info(f"champion v{champion} decayed on {', '.join(decayed)}: retraining on {split}")
+    return dg.SensorResult(
+        run_requests=[
+            dg.RunRequest(
+                run_key=f"retrain:v{champion}",
+                asset_selection=[MODEL_KEY],
+                run_config=dg.RunConfig(ops={"ml__flight_delay_model": {"config": split}}),
+                tags={TRIGGER_TAG: "model_retraining", "tarmac/decayed_days": ",".join(decayed)},
+            )
+        ]
+    )
