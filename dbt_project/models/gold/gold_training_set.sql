@@ -5,7 +5,7 @@
 
 select
     f.* exclude (load_id, computed_at),
-    s.arr_delay >= 15 as is_delayed,
+    {{ is_delayed("s.arr_delay") }} as is_delayed,
     '{{ var("load_id") }}' as load_id,
     now() as computed_at
 from {{ ref("gold_flight_features") }} f
