@@ -2,7 +2,10 @@
 column schemas rendered from the tables' Pandera contracts, and code versions that follow the
 versions of the features a model computes."""
 
+import hashlib
+import re
 from collections.abc import Mapping
+from functools import cache
 from typing import Any
 
 import dagster as dg
@@ -10,6 +13,7 @@ from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
 from assets.ml.feature_registry import FEATURE_MODEL, feature_registry, features_fingerprint
 from assets.quality.contracts import column_schema
+from resources.settings import DBT_PROJECT_DIR
 
 
 class TarmacDbtTranslator(DagsterDbtTranslator):
@@ -36,9 +40,15 @@ class TarmacDbtTranslator(DagsterDbtTranslator):
         return metadata
 
     def get_code_version(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
-        # bumping a feature's version changes the code version of the models that compute it, so
-        # Dagster shows their materialized partitions as built by other code
+        # dagster-dbt's version is the model file's checksum; the SQL that gold's features share
+        # with the offline store lives in macros, so their text counts too. Bumping a feature's
+        # version changes the code version of the models that compute it, so Dagster shows their
+        # materialized partitions as built by other code.
         version = super().get_code_version(dbt_resource_props)
+        macros = [m.split(".")[-1] for m in dbt_resource_props.get("depends_on", {}).get("macros", [])
+                  if m.startswith(f"macro.{dbt_resource_props.get('package_name', 'tarmac')}.")]
+        if version and macros:
+            version = f"{version[:16]}-m{macros_digest(tuple(sorted(macros)))}"
         if _computes_features(dbt_resource_props):
             return f"{version}-f{features_fingerprint()}"
         return version
@@ -72,3 +82,32 @@ def _computes_features(dbt_resource_props: Mapping[str, Any]) -> bool:
         return False
     models = [dbt_resource_props.get("unique_id", ""), *dbt_resource_props.get("depends_on", {}).get("nodes", [])]
     return any(m.startswith("model.") and m.endswith(f".{FEATURE_MODEL}") for m in models)
+
+
+_MACRO = re.compile(r"{%-?\s*macro\s+(\w+)\s*\(")
+
+
+@cache
+def _project_macros() -> dict[str, str]:
+    """Each project macro's name and the text of the file that defines it."""
+    out = {}
+    for path in sorted((DBT_PROJECT_DIR / "macros").rglob("*.sql")):
+        text = path.read_text(encoding="utf-8")
+        out.update({name: text for name in _MACRO.findall(text)})
+    return out
+
+
+@cache
+def macros_digest(names: tuple[str, ...]) -> str:
+    """A hash of these macros' files and of every project macro they call, transitively."""
+    macros = _project_macros()
+    seen, todo = set(), [n for n in names if n in macros]
+    while todo:
+        name = todo.pop()
+        if name not in seen:
+            seen.add(name)
+            todo += [other for other in macros if other not in seen and re.search(rf"\b{other}\s*\(", macros[name])]
+    digest = hashlib.sha256()
+    for text in sorted({macros[n] for n in seen}):
+        digest.update(text.encode())
+    return digest.hexdigest()[:12]

@@ -252,3 +252,27 @@ def test_the_cli_prints_the_registry(capsys):
     assert lines[1:] and [line.split()[0] for line in lines[1:]] == model_features()
     route = next(line.split() for line in lines if line.startswith("route_dep_delay15_rate_7d"))
     assert route == ["route_dep_delay15_rate_7d", "route", "departures", "7d", "1", "team:ml-features"]
+
+
+def test_editing_a_macro_the_features_call_changes_their_code_version(tmp_path, monkeypatch):
+    """gold's SQL lives in macros (shared with the offline store): a change in a macro that
+    point_in_time_features calls, however deep, must change the code version."""
+    import shutil
+
+    from assets import dbt_translator
+
+    project = tmp_path / "dbt_project"
+    shutil.copytree(dbt_translator.DBT_PROJECT_DIR / "macros", project / "macros")
+    monkeypatch.setattr(dbt_translator, "DBT_PROJECT_DIR", project)
+    for cached in (dbt_translator._project_macros, dbt_translator.macros_digest):
+        cached.cache_clear()
+    before = dbt_translator.macros_digest(("point_in_time_features",))
+    unrelated = dbt_translator.macros_digest(("in_window",))
+    window = project / "macros" / "as_of_window.sql"  # called by point_in_time_features, not by the model
+    window.write_text(window.read_text().replace("1 microsecond", "1 second"))
+    for cached in (dbt_translator._project_macros, dbt_translator.macros_digest):
+        cached.cache_clear()
+    assert dbt_translator.macros_digest(("point_in_time_features",)) != before
+    assert dbt_translator.macros_digest(("in_window",)) == unrelated  # does not call as_of_window
+    for cached in (dbt_translator._project_macros, dbt_translator.macros_digest):
+        cached.cache_clear()
