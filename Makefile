@@ -20,13 +20,14 @@ START ?= 2013-01-01
 END ?= 2013-12-31
 PYTEST_WORKERS ?= 2
 
-.PHONY: help uv setup manifest instance landing backfill validate run replay test bench screenshot clean
+.PHONY: help uv setup manifest instance landing backfill validate run replay test bench mlflow screenshot clean
 
 help:
 	@echo "make run                       set up, land 2013, materialize it, serve the UI on 127.0.0.1:3000"
 	@echo "make test                      set up and run the whole test suite"
 	@echo "make backfill START=.. END=..  land and materialize a range of days headlessly"
 	@echo "make replay [SECONDS_PER_DAY=60] play 2013 back one landing day at a time; sensors drive the pipeline"
+	@echo "make mlflow                    the MLflow UI (models, versions, the champion) on 127.0.0.1:5000"
 	@echo "TARMAC_INSTANCE=postgres make .. keep the Dagster instance in PostgreSQL instead of SQLite"
 
 uv:
@@ -35,9 +36,12 @@ uv:
 setup: uv
 	$(UV) sync --locked
 
-# The dbt manifest is built here, never when the definitions load.
+# The dbt manifest is built here, never when the definitions load; so is the offline store's SQL
+# (the analysis point_in_time_features), compiled in its own target path on an in-memory profile.
 manifest: setup
 	cd dbt_project && $(RUN) dbt parse --profiles-dir . --quiet
+	cd dbt_project && $(RUN) dbt compile --profiles-dir . --target compile --target-path target/offline_store \
+	  --select point_in_time_features --quiet > target/offline_store.log || { cat target/offline_store.log; exit 1; }
 
 # Creates DAGSTER_HOME's storage (and the PostgreSQL database) before anything else opens it.
 instance: setup
@@ -70,6 +74,13 @@ test: validate
 # Figures, not pass/fail: the quality checks' cost on the materialized warehouse (run a backfill first).
 bench: manifest
 	$(RUN) python -m bench.quality_checks
+
+# The MLflow UI over the data dir's tracking store and model registry (runs, versions, the champion).
+MLFLOW_PORT ?= 5000
+mlflow: setup
+	@[ -f "$(TARMAC_DATA_DIR)/mlflow/mlflow.db" ] || { echo "no model registry in $(TARMAC_DATA_DIR)/mlflow: train a model first (make run, or make backfill)" >&2; exit 1; }
+	MLFLOW_DISABLE_TELEMETRY=true $(RUN) mlflow ui --backend-store-uri "sqlite:///$(TARMAC_DATA_DIR)/mlflow/mlflow.db" \
+	  --host 127.0.0.1 --port $(MLFLOW_PORT)
 
 # The README's picture of the asset graph, from the instance in $(DAGSTER_HOME) (run `make run` or
 # `make backfill` first): headless Chromium renders the UI of a read-only webserver started for it.

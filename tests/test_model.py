@@ -99,3 +99,19 @@ def test_train_register_gate_and_score(paths, land, run_days, instance, settings
     assert len(reasons.splitlines()) == 1  # the only rule that refused
     assert registry.champion().version == "1"
     assert registry.get("3").tags["tarmac/promotion"] == "refused"
+
+    # the scoring sensor: nothing to do while every day is scored by the champion; a new champion
+    # rescores every day with features, except the day whose latest run failed its blocking checks
+    from definitions import defs
+    from sensors.ml import batch_scoring_sensor
+
+    def tick(cursor=None):
+        return batch_scoring_sensor(dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs))
+
+    idle = tick()
+    assert not idle.run_requests and "scored by champion v1" in idle.skip_reason.skip_message
+    registry.promote("2")
+    rescore = tick(idle.cursor)
+    assert [(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+            for r in rescore.run_requests] == [(FIRST, "2013-03-04"), ("2013-03-06", LAST)]
+    assert rescore.run_requests[0].run_key.startswith("score:v2:")
