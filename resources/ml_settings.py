@@ -84,6 +84,8 @@ class PromotionSettings(StrictSettings):
 class MonitoringSettings(StrictSettings):
     """Per-partition model performance once labels are known, and drift of the scores."""
 
+    # each day is judged on the trailing window of this many days that ends with it
+    window_days: int = Field(default=7, ge=1)
     min_labelled: int = Field(default=200, ge=10)
     roc_auc: FloorThresholds
     # |mean predicted probability - observed delay rate| of the day
@@ -101,8 +103,8 @@ class RetrainingSettings(StrictSettings):
     # retrain when at least this many of them failed with ERROR (decay or drift)
     min_failed_days: int = Field(default=3, ge=1)
     # the retrained model's periods, ending at the last labelled day
-    test_days: int = Field(default=61, ge=1)
-    validate_days: int = Field(default=31, ge=1)
+    test_days: int = Field(default=14, ge=1)
+    validate_days: int = Field(default=14, ge=1)
 
 
 class MlSettings(StrictSettings):

@@ -131,18 +131,17 @@ def decayed_days(evaluations: dict[str, tuple[bool, str, str | None]], champion:
     )
 
 
-def latest_evaluations(instance: dg.DagsterInstance) -> dict[str, tuple[bool, str, str | None]]:
+def recent_evaluations(instance: dg.DagsterInstance, window_days: int) -> dict[str, tuple[bool, str, str | None]]:
+    """(passed, severity, model version) of the latest model_performance evaluation of the most
+    recent evaluated days."""
+    from assets.ml.promotion import latest_evaluations
+
     infos = instance.event_log_storage.get_asset_check_partition_info([PERFORMANCE_CHECK])
-    ids = [i.latest_check_event_storage_id for i in infos if i.partition_key]
-    out: dict[str, tuple[bool, str, str | None]] = {}
-    for start in range(0, len(ids), 500):
-        records = instance.get_event_records(
-            dg.EventRecordsFilter(dg.DagsterEventType.ASSET_CHECK_EVALUATION, storage_ids=ids[start:start + 500])
-        )
-        for record in records:
-            evaluation: dg.AssetCheckEvaluation = record.event_log_entry.dagster_event.event_specific_data
-            version = evaluation.metadata.get("model_version")
-            out[evaluation.partition] = (evaluation.passed, evaluation.severity.value, version.value if version else None)
+    days = sorted((i.partition_key for i in infos if i.partition_key), reverse=True)[:window_days]
+    out = {}
+    for day, evaluation in latest_evaluations(instance, PERFORMANCE_CHECK, days).items():
+        version = evaluation.metadata.get("model_version")
+        out[day] = (evaluation.passed, evaluation.severity.value, version.value if version else None)
     return out
 
 
@@ -158,7 +157,7 @@ def model_retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorRes
     champion = _champion_version()
     if champion is None:
         return dg.SensorResult(skip_reason="no champion model to monitor")
-    evaluations = latest_evaluations(context.instance)
+    evaluations = recent_evaluations(context.instance, settings.window_days)
     decayed = decayed_days(evaluations, champion, settings.window_days)
     if len(decayed) < settings.min_failed_days:
         return dg.SensorResult(

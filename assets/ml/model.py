@@ -57,11 +57,15 @@ class TrainingConfig(dg.Config):
 
 
 def _git_commit() -> str:
+    """The checkout's commit, marked `+dirty` when the working tree has uncommitted changes."""
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or "unknown"
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=5)
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=PROJECT_ROOT,
+                                capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+    commit = head.stdout.strip() or "unknown"
+    return f"{commit}+dirty" if status.stdout.strip() else commit
 
 
 @dg.asset(

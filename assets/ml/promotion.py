@@ -77,25 +77,45 @@ def failed_blocking_checks(
             info.partition_key: info
             for info in storage.get_asset_check_partition_info([key], partition_keys=days if partitioned else None)
         }
+        failed_latest = [d for d in wanted if d in infos and infos[d].latest_execution_status == FAILED]
+        evaluations = latest_evaluations(instance, key, failed_latest, statuses={FAILED}) if failed_latest else {}
         for day in wanted:
             info = infos.get(day)
             label = f"{key.to_user_string()}" + (f"[{day}]" if day else "")
             if info is None:
                 failed.append(f"{label} never evaluated")
-            elif info.latest_execution_status == AssetCheckExecutionRecordStatus.FAILED:
-                if not _warned(instance, info.latest_check_event_storage_id):
+            elif info.latest_execution_status == FAILED:
+                evaluation = evaluations.get(day)
+                if evaluation is None or evaluation.severity != dg.AssetCheckSeverity.WARN:
                     failed.append(f"{label} failed")
             elif info.latest_execution_status != AssetCheckExecutionRecordStatus.SUCCEEDED:
                 failed.append(f"{label} {info.latest_execution_status.value.lower()}")
     return failed
 
 
-def _warned(instance: dg.DagsterInstance, storage_id: int) -> bool:
-    """Whether the failed evaluation stored at storage_id failed with WARN severity only."""
-    records = instance.get_event_records(
-        dg.EventRecordsFilter(dg.DagsterEventType.ASSET_CHECK_EVALUATION, storage_ids=[storage_id]), limit=1
-    )
-    for record in records:
-        evaluation = record.event_log_entry.dagster_event.event_specific_data
-        return evaluation.severity == dg.AssetCheckSeverity.WARN
-    return False
+FAILED = AssetCheckExecutionRecordStatus.FAILED
+
+
+def latest_evaluations(
+    instance: dg.DagsterInstance,
+    key: dg.AssetCheckKey,
+    partitions: list[str | None],
+    statuses: set[AssetCheckExecutionRecordStatus] | None = None,
+    page: int = 1000,
+) -> dict[str | None, dg.AssetCheckEvaluation]:
+    """The latest evaluation of a check for each of these partitions (of those statuses), newest first
+    from the check's execution history: it holds the evaluation events in every storage."""
+    wanted, found, cursor = set(partitions), {}, None
+    while wanted - found.keys():
+        records = instance.event_log_storage.get_asset_check_execution_history(
+            key, limit=page, cursor=cursor, status=statuses
+        )
+        for record in records:
+            if record.partition in wanted and record.partition not in found and record.event is not None:
+                evaluation = record.event.dagster_event.event_specific_data
+                if isinstance(evaluation, dg.AssetCheckEvaluation):
+                    found[record.partition] = evaluation
+        if len(records) < page:
+            break
+        cursor = records[-1].id
+    return found
