@@ -8,6 +8,7 @@ month stands in for the year.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -99,6 +100,8 @@ def test_train_register_gate_and_score(paths, land, run_days, instance, settings
     assert len(reasons.splitlines()) == 1  # the only rule that refused
     assert registry.champion().version == "1"
     assert registry.get("3").tags["tarmac/promotion"] == "refused"
+    # the registry lives in the data dir only: MLflow's default store in the working directory is never made
+    assert not (Path.cwd() / "mlflow.db").exists() and not (Path.cwd() / "mlruns").exists()
 
     # the scoring sensor: nothing to do while every day is scored by the champion; a new champion
     # rescores every day with features, except the day whose latest run failed its blocking checks

@@ -75,9 +75,7 @@ class ModelRegistry:
         """Log a training run and register its model as a new version (not yet champion)."""
         from mlflow.models import infer_signature
 
-        mlflow = self._mlflow
-        mlflow.set_tracking_uri(self.uri)
-        mlflow.set_registry_uri(self.uri)
+        mlflow = self._use()
         signature = infer_signature(input_example, model.predict_proba(input_example)[:, 1])
         with mlflow.start_run(experiment_id=self.experiment_id) as run:
             mlflow.log_params(dict(params))
@@ -120,5 +118,11 @@ class ModelRegistry:
             self.client.set_model_version_tag(self.model_name, version, key, value)
 
     def load(self, version: str) -> Any:
+        return self._use().sklearn.load_model(f"models:/{self.model_name}/{version}")
+
+    def _use(self) -> Any:
+        """MLflow's module-level calls read the process-wide URIs: point both at this store (left
+        unset, MLflow 3 would create ./mlflow.db in the working directory)."""
+        self._mlflow.set_tracking_uri(self.uri)
         self._mlflow.set_registry_uri(self.uri)
-        return self._mlflow.sklearn.load_model(f"models:/{self.model_name}/{version}")
+        return self._mlflow
