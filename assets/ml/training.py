@@ -168,6 +168,8 @@ def calibration_plot(curves: dict[str, tuple[pd.Series, np.ndarray]], title: str
     import matplotlib.pyplot as plt
     from sklearn.calibration import calibration_curve
 
+    from assets.quality.monitoring import save_figure
+
     fig, ax = plt.subplots(figsize=(5, 5), dpi=90)
     ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="perfectly calibrated")
     for name, (y, p) in curves.items():
@@ -177,11 +179,7 @@ def calibration_plot(curves: dict[str, tuple[pd.Series, np.ndarray]], title: str
     ax.set_ylabel("observed share delayed (arr_delay >= 15)")
     ax.set_title(title, fontsize=9)
     ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def score_histogram(probability: np.ndarray, bins: int) -> dict[str, list[float]]:

@@ -69,6 +69,13 @@ def drift_report(outcome: Outcome, ks_error: float, psi_error: float, path: Path
     ax.set_title(f"{outcome.asset_key.to_user_string()} {outcome.partition}: {outcome.metadata['reference_window'].value}",
                  fontsize=9)
     ax.legend(loc="lower right", fontsize=7)
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Write a matplotlib figure as PNG (creating its folder) and free it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
