@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import dagster as dg
 
+from assets.ml.model_registry import ModelRegistry
 from assets.partitions import RANGE_END, RANGE_START
 
 ML_GROUP = "ml"
@@ -74,7 +75,7 @@ def materialize_days(
         else:
             log(f"{model[0].key.to_user_string()}: not trained ({reason})")
     if scoring:
-        champion = _champion_version()
+        champion = ModelRegistry.from_settings().champion_version()
         if champion is None:
             log("gold/predictions: not scored (no champion model)")
         elif skip_materialized and not missing_days(instance, days, dg.AssetKey(["gold", "predictions"])):
@@ -93,19 +94,9 @@ def _model_ready(instance: dg.DagsterInstance, skip_materialized: bool) -> tuple
     missing = missing_days(instance, needed, dg.AssetKey(["gold", "training_set"]))
     if missing:
         return False, f"{len(missing)} days of its split {split.first_day}..{split.last_day} have no training set"
-    if skip_materialized and _champion_version() is not None:
+    if skip_materialized and ModelRegistry.from_settings().champion_version() is not None:
         return False, "a champion exists"
     return True, ""
-
-
-def _champion_version() -> str | None:
-    from assets.ml.model_registry import ModelRegistry
-    from resources.quality_settings import load_settings
-    from resources.settings import TarmacPaths
-
-    settings = load_settings().ml
-    champion = ModelRegistry(TarmacPaths.from_env(), settings.model_name, settings.experiment).champion()
-    return champion.version if champion else None
 
 
 def missing_days(

@@ -18,10 +18,11 @@ from datetime import date, timedelta
 import dagster as dg
 
 from assets.ml.model import MODEL_KEY
+from assets.ml.model_registry import ModelRegistry
 from assets.ml.predictions import FEATURES_KEY, PREDICTIONS_KEY
 from assets.partitions import RANGE_END, RANGE_START
 from resources.quality_settings import load_settings
-from resources.settings import FIRST_DAY, TarmacPaths
+from resources.settings import FIRST_DAY
 from sensors.landing import TRIGGER_TAG, contiguous_ranges
 
 ACTIVE = [
@@ -29,14 +30,6 @@ ACTIVE = [
     dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING,
 ]
 PERFORMANCE_CHECK = dg.AssetCheckKey(PREDICTIONS_KEY, "model_performance")
-
-
-def _champion_version() -> str | None:
-    from assets.ml.model_registry import ModelRegistry
-
-    settings = load_settings().ml
-    champion = ModelRegistry(TarmacPaths.from_env(), settings.model_name, settings.experiment).champion()
-    return champion.version if champion else None
 
 
 def active_days(instance: dg.DagsterInstance, keys: set[dg.AssetKey]) -> set[str]:
@@ -68,7 +61,7 @@ def stale_days(features: dict[str, int], scored: dict[str, int], rescore_all: bo
 def batch_scoring_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     from assets.ml.promotion import failed_blocking_checks
 
-    champion = _champion_version()
+    champion = ModelRegistry.from_settings().champion_version()
     if champion is None:
         return dg.SensorResult(skip_reason="no champion model yet")
     instance = context.instance
@@ -154,7 +147,7 @@ def recent_evaluations(instance: dg.DagsterInstance, window_days: int) -> dict[s
 )
 def model_retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
     settings = load_settings().ml.retraining
-    champion = _champion_version()
+    champion = ModelRegistry.from_settings().champion_version()
     if champion is None:
         return dg.SensorResult(skip_reason="no champion model to monitor")
     evaluations = recent_evaluations(context.instance, settings.window_days)

@@ -15,7 +15,6 @@ import pytest
 
 from assets.ml.feature_registry import feature_versions
 from assets.ml.model_registry import ModelRegistry
-from resources.quality_settings import load_settings
 from tests.test_quality import rewrite_flights
 
 FIRST, LAST = "2013-03-01", "2013-03-31"
@@ -28,8 +27,7 @@ DEP_DELAY = 5
 
 
 def _registry(paths) -> ModelRegistry:
-    settings = load_settings().ml
-    return ModelRegistry(paths, settings.model_name, settings.experiment)
+    return ModelRegistry.from_settings(paths)
 
 
 def _train(instance) -> dg.ExecuteInJobResult:

@@ -134,7 +134,7 @@ def flight_delay_model(context: dg.AssetExecutionContext, config: TrainingConfig
     }
     params = {**settings.model.model_dump(), "model": "HistGradientBoostingClassifier",
               "features": ",".join(training.model_features()), "baseline_prior_flights": settings.baseline.prior_flights}
-    registry = ModelRegistry(paths, settings.model_name, settings.experiment)
+    registry = ModelRegistry.from_settings(paths)
     candidate = registry.log_model(
         model, training.model_input(periods["test"].head(1000)), params, metrics, tags, [plot, run_dir / "score_reference.json"]
     )

@@ -63,6 +63,18 @@ class ModelRegistry:
             else self.client.create_experiment(experiment, artifact_location=(paths.mlflow / "artifacts").as_uri())
         )
 
+    @classmethod
+    def from_settings(cls, paths: TarmacPaths | None = None) -> "ModelRegistry":
+        """The registry the settings name (`ml.model_name`, `ml.experiment`) in the data directory."""
+        from resources.quality_settings import load_settings
+
+        settings = load_settings().ml
+        return cls(paths or TarmacPaths.from_env(), settings.model_name, settings.experiment)
+
+    def champion_version(self) -> str | None:
+        champion = self.champion()
+        return champion.version if champion else None
+
     def log_model(
         self,
         model: Any,

@@ -31,8 +31,7 @@ def score_reference(data_dir: str, version: str) -> dict[str, list[float]]:
     """The score histogram a model version was registered with (see training.score_histogram)."""
     from assets.ml.model_registry import ModelRegistry
 
-    settings = load_settings().ml
-    registry = ModelRegistry(TarmacPaths(Path(data_dir)), settings.model_name, settings.experiment)
+    registry = ModelRegistry.from_settings(TarmacPaths(Path(data_dir)))
     return json.loads(registry.get(version).tags[SCORE_REFERENCE_TAG])
 
 

@@ -60,7 +60,7 @@ def predictions(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     settings = load_settings().ml
     paths = TarmacPaths.from_env()
     start, end = (moment.date().isoformat() for moment in context.partition_time_window)
-    registry = ModelRegistry(paths, settings.model_name, settings.experiment)
+    registry = ModelRegistry.from_settings(paths)
     champion = registry.champion()
     if champion is None:
         raise NoChampionError(
