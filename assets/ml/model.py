@@ -89,7 +89,6 @@ def flight_delay_model(context: dg.AssetExecutionContext, config: TrainingConfig
     """The flight-delay classifier, trained on gold.training_set with a time-based split."""
     from assets.ml import training
     from assets.ml.model_registry import ModelRegistry
-    from assets.ml.promotion import decide, failed_blocking_checks, upstream_blocking_checks
 
     settings = load_settings().ml
     paths = TarmacPaths.from_env()
@@ -100,54 +99,71 @@ def flight_delay_model(context: dg.AssetExecutionContext, config: TrainingConfig
 
     model = training.fit_model(periods, settings.model)
     baseline = training.Baseline.fit(periods["train"], settings.baseline)
-    scores = {name: training.delay_probability(model, periods[name]) for name in ("validate", "test")}
-    baseline_scores = {name: baseline.predict(periods[name]) for name in ("validate", "test")}
-    metrics = {}
-    for name in ("validate", "test"):
-        y = periods[name][training.LABEL]
-        metrics.update({f"{name}_{k}": v for k, v in training.classification_metrics(y, scores[name]).items()})
-        metrics.update({f"baseline_{name}_{k}": v for k, v in training.classification_metrics(y, baseline_scores[name]).items()})
-    metrics["train_rows"] = float(len(periods["train"]))
-    metrics["boosting_iterations"] = float(model.named_steps["classify"].n_iter_)
-
+    metrics, scores = training.evaluate(model, baseline, periods)
     run_dir = paths.reports / "models" / context.run.run_id
     plot = training.calibration_plot(
         {"model": (periods["test"][training.LABEL], scores["test"]),
-         "baseline": (periods["test"][training.LABEL], baseline_scores["test"])},
+         "baseline": (periods["test"][training.LABEL], scores["baseline_test"])},
         f"test {split.test.start}..{split.test.end}",
         run_dir / "calibration_test.png",
     )
     reference = training.score_histogram(scores["validate"], settings.monitoring.psi_bins)
     (run_dir / "score_reference.json").write_text(json.dumps(reference, indent=2))
-    digest = training.training_set_digest(frame)
-    code_version = ml_code_version()
-    tags = {
-        "tarmac/partition_range": f"{split.first_day}..{split.last_day}",
-        "tarmac/split": json.dumps({k: [str(v.start), str(v.end)] for k, v in
-                                    {"train": split.train, "validate": split.validate_, "test": split.test}.items()}),
-        "tarmac/training_set_sha256": digest,
-        "tarmac/code_version": code_version,
-        "tarmac/git_commit": _git_commit(),
-        "tarmac/feature_versions": json.dumps(feature_versions(), sort_keys=True),
-        "tarmac/dagster_run_id": context.run.run_id,
-        SCORE_REFERENCE_TAG: json.dumps(reference),
-    }
+    tags = _lineage_tags(context, split, training.training_set_digest(frame))
     params = {**settings.model.model_dump(), "model": "HistGradientBoostingClassifier",
               "features": ",".join(training.model_features()), "baseline_prior_flights": settings.baseline.prior_flights}
     registry = ModelRegistry.from_settings(paths)
     candidate = registry.log_model(
-        model, training.model_input(periods["test"].head(1000)), params, metrics, tags, [plot, run_dir / "score_reference.json"]
+        model, training.model_input(periods["test"].head(1000)), params, metrics,
+        {**tags, SCORE_REFERENCE_TAG: json.dumps(reference)}, [plot, run_dir / "score_reference.json"],
+    )
+    gate = _promotion_gate(context, registry, candidate, periods["test"], metrics, split)
+
+    from assets.quality.monitoring import inline_image
+
+    return dg.MaterializeResult(
+        metadata={
+            "model_version": dg.MetadataValue.text(candidate.version),
+            "champion": dg.MetadataValue.bool(gate.passed),
+            "mlflow_run_id": dg.MetadataValue.text(candidate.run_id),
+            "mlflow_tracking_uri": dg.MetadataValue.text(registry.uri),
+            "metrics": dg.MetadataValue.md(_metrics_table(metrics)),
+            **{f"tarmac/{k}": dg.MetadataValue.float(v) for k, v in metrics.items()},
+            **{k.removeprefix("tarmac/"): dg.MetadataValue.text(tags[k]) for k in
+               ("tarmac/partition_range", "tarmac/training_set_sha256", "tarmac/code_version")},
+            "calibration_plot": dg.MetadataValue.md(inline_image(plot, "calibration on the test days")),
+        },
+        check_results=[gate],
     )
 
+
+def _lineage_tags(context: dg.AssetExecutionContext, split: TimeSplit, digest: str) -> dict[str, str]:
+    """What the model was made from: the days, the rows' content hash, the code and the features."""
+    periods = {"train": split.train, "validate": split.validate_, "test": split.test}
+    return {
+        "tarmac/partition_range": f"{split.first_day}..{split.last_day}",
+        "tarmac/split": json.dumps({k: [str(v.start), str(v.end)] for k, v in periods.items()}),
+        "tarmac/training_set_sha256": digest,
+        "tarmac/code_version": ml_code_version(),
+        "tarmac/git_commit": _git_commit(),
+        "tarmac/feature_versions": json.dumps(feature_versions(), sort_keys=True),
+        "tarmac/dagster_run_id": context.run.run_id,
+    }
+
+
+def _promotion_gate(context, registry, candidate, test, metrics: dict[str, float], split: TimeSplit) -> dg.AssetCheckResult:
+    """Decide, move the alias if the candidate wins, tag the version with the verdict, and report it."""
+    from assets.ml import training
+    from assets.ml.promotion import decide, failed_blocking_checks, upstream_blocking_checks
+
+    settings = load_settings().ml.promotion
     champion = registry.champion()
     champion_test = None
-    if champion is not None:
-        champion_model = registry.load(champion.version)
-        champion_test = training.classification_metrics(
-            periods["test"][training.LABEL], training.delay_probability(champion_model, periods["test"])
-        )
+    if champion is not None:  # judged on the same test days as the candidate
+        champion_scores = training.delay_probability(registry.load(champion.version), test)
+        champion_test = training.classification_metrics(test[training.LABEL], champion_scores)
     failed = []
-    if settings.promotion.require_upstream_checks:
+    if settings.require_upstream_checks:
         from definitions import defs  # the whole graph: in-process runs have no repository on the context
 
         asset_graph = defs.resolve_asset_graph()
@@ -155,15 +171,15 @@ def flight_delay_model(context: dg.AssetExecutionContext, config: TrainingConfig
         failed = failed_blocking_checks(context.instance, asset_graph, checks, _partition_days(split))
     test_metrics = {k.removeprefix("test_"): v for k, v in metrics.items() if k.startswith("test_")}
     baseline_test = {k.removeprefix("baseline_test_"): v for k, v in metrics.items() if k.startswith("baseline_test_")}
-    decision = decide(settings.promotion, test_metrics, baseline_test, champion_test, failed)
+    decision = decide(settings, test_metrics, baseline_test, champion_test, failed)
     if decision.promote:
         registry.promote(candidate.version)
     verdict = "champion" if decision.promote else "refused"
     registry.tag_version(candidate.version, {"tarmac/promotion": verdict, "tarmac/promotion_reasons": "; ".join(decision.reasons)})
     context.log.info(f"version {candidate.version}: {verdict}" + (f" ({'; '.join(decision.reasons)})" if decision.reasons else ""))
 
-    metric = settings.promotion.metric
-    gate_metadata = {
+    metric = settings.metric
+    metadata = {
         "challenger_version": dg.MetadataValue.text(candidate.version),
         f"challenger_test_{metric}": dg.MetadataValue.float(test_metrics[metric]),
         f"baseline_test_{metric}": dg.MetadataValue.float(baseline_test[metric]),
@@ -171,37 +187,23 @@ def flight_delay_model(context: dg.AssetExecutionContext, config: TrainingConfig
         "reasons": dg.MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons) or "none"),
     }
     if champion is not None:
-        gate_metadata["previous_champion_version"] = dg.MetadataValue.text(champion.version)
-        gate_metadata[f"previous_champion_test_{metric}"] = dg.MetadataValue.float(champion_test[metric])
-    table = "| period | scorer | ROC AUC | PR AUC | log loss | Brier |\n|---|---|---|---|---|---|\n" + "\n".join(
+        metadata["previous_champion_version"] = dg.MetadataValue.text(champion.version)
+        metadata[f"previous_champion_test_{metric}"] = dg.MetadataValue.float(champion_test[metric])
+    return dg.AssetCheckResult(
+        check_name="promotion_gate",
+        passed=decision.promote,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=f"version {candidate.version}: {verdict}",
+        metadata=metadata,
+    )
+
+
+def _metrics_table(metrics: dict[str, float]) -> str:
+    header = "| period | scorer | ROC AUC | PR AUC | log loss | Brier |\n|---|---|---|---|---|---|\n"
+    return header + "\n".join(
         f"| {period} | {who} | " + " | ".join(f"{metrics[f'{prefix}{period}_{m}']:.4f}" for m in ("roc_auc", "pr_auc", "log_loss", "brier")) + " |"
         for period in ("validate", "test")
         for who, prefix in (("model", ""), ("baseline", "baseline_"))
-    )
-    from assets.quality.monitoring import inline_image
-
-    return dg.MaterializeResult(
-        metadata={
-            "model_version": dg.MetadataValue.text(candidate.version),
-            "champion": dg.MetadataValue.bool(decision.promote),
-            "mlflow_run_id": dg.MetadataValue.text(candidate.run_id),
-            "mlflow_tracking_uri": dg.MetadataValue.text(registry.uri),
-            "metrics": dg.MetadataValue.md(table),
-            **{f"tarmac/{k}": dg.MetadataValue.float(v) for k, v in metrics.items()},
-            "training_set_sha256": dg.MetadataValue.text(digest),
-            "partition_range": dg.MetadataValue.text(tags["tarmac/partition_range"]),
-            "code_version": dg.MetadataValue.text(code_version),
-            "calibration_plot": dg.MetadataValue.md(inline_image(plot, "calibration on the test days")),
-        },
-        check_results=[
-            dg.AssetCheckResult(
-                check_name="promotion_gate",
-                passed=decision.promote,
-                severity=dg.AssetCheckSeverity.WARN,
-                description=f"version {candidate.version}: {verdict}",
-                metadata=gate_metadata,
-            )
-        ],
     )
 
 

@@ -146,6 +146,21 @@ class Baseline:
         ])
 
 
+def evaluate(model: Pipeline, baseline: "Baseline", periods: dict[str, pd.DataFrame]) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Model and baseline on the validation and test periods: metrics named `[baseline_]<period>_<metric>`,
+    and the scores they came from, keyed the same way."""
+    metrics: dict[str, float] = {}
+    scores: dict[str, np.ndarray] = {}
+    for period in ("validate", "test"):
+        y = periods[period][LABEL]
+        for prefix, scorer in (("", lambda f: delay_probability(model, f)), ("baseline_", baseline.predict)):
+            scores[f"{prefix}{period}"] = scorer(periods[period])
+            metrics.update({f"{prefix}{period}_{k}": v for k, v in classification_metrics(y, scores[f"{prefix}{period}"]).items()})
+    metrics["train_rows"] = float(len(periods["train"]))
+    metrics["boosting_iterations"] = float(model.named_steps["classify"].n_iter_)
+    return metrics, scores
+
+
 def classification_metrics(y_true: pd.Series, probability: np.ndarray) -> dict[str, float]:
     """ROC AUC, PR AUC (average precision), log loss and Brier score, with the period's size."""
     y = y_true.astype(int).to_numpy()
