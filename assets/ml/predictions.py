@@ -6,7 +6,7 @@ from gold.flight_features, every flight including those whose label will never b
 """
 
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
 import duckdb
@@ -100,6 +100,4 @@ def predictions(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
 
 
 def _next_day(day: str) -> str:
-    from datetime import date, timedelta
-
     return (date.fromisoformat(day) + timedelta(days=1)).isoformat()
