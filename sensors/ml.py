@@ -24,6 +24,7 @@ from assets.partitions import RANGE_END, RANGE_START
 from resources.quality_settings import load_settings
 from resources.settings import FIRST_DAY
 from sensors.landing import TRIGGER_TAG, contiguous_ranges
+from sensors.refresh import run_coverage
 
 ACTIVE = [
     dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
@@ -34,13 +35,7 @@ PERFORMANCE_CHECK = dg.AssetCheckKey(PREDICTIONS_KEY, "model_performance")
 
 def active_days(instance: dg.DagsterInstance, keys: set[dg.AssetKey]) -> set[str]:
     """Days that a queued or running run of any of these assets covers."""
-    from assets.partitions import partition_days
-
-    days: set[str] = set()
-    for run in instance.get_runs(filters=dg.RunsFilter(statuses=ACTIVE)):
-        if keys & set(run.asset_selection or ()):
-            days.update(partition_days(run.tags) or ())
-    return days
+    return {day for key, day in run_coverage(instance, ACTIVE) if key in keys}
 
 
 def stale_days(features: dict[str, int], scored: dict[str, int], rescore_all: bool) -> set[str]:

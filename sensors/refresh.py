@@ -106,10 +106,13 @@ class RunFacts:
         return outcomes.get((check, partition), outcomes.get((check, None), False))
 
 
-def queued_coverage(instance: dg.DagsterInstance) -> set[tuple[dg.AssetKey, str]]:
-    """(asset, day) pairs that a run which has not started yet will build: no need to ask again."""
+def run_coverage(
+    instance: dg.DagsterInstance, statuses: list[dg.DagsterRunStatus] = NOT_STARTED
+) -> set[tuple[dg.AssetKey, str]]:
+    """(asset, day) pairs that runs in these states (by default: not started yet) will build: no
+    need to ask again."""
     covered: set[tuple[dg.AssetKey, str]] = set()
-    for run in instance.get_runs(filters=dg.RunsFilter(statuses=NOT_STARTED)):
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=statuses)):
         days = partition_days(run.tags)
         if days is None:
             continue
@@ -190,7 +193,7 @@ def downstream_refresh_sensor(context: dg.SensorEvaluationContext) -> dg.SensorR
 
     if held_back:
         context.log.warning(f"not propagated, blocking checks did not pass: {', '.join(held_back[:20])}")
-    covered = queued_coverage(instance) if targets else set()
+    covered = run_coverage(instance) if targets else set()
     days = {q for child, qs in targets.items() for q in qs if (child, q) not in covered}
     cursor = json.dumps({"after": after})
     if not days:
