@@ -36,12 +36,13 @@ uv:
 setup: uv
 	$(UV) sync --locked
 
-# The dbt manifest is built here, never when the definitions load; so is the offline store's SQL
-# (the analysis point_in_time_features), compiled in its own target path on an in-memory profile.
+# The dbt manifest is built here, never when the definitions load; so is the SQL of the analyses
+# the feature store runs (point_in_time_features for the offline store, feature_events for the
+# speed layer's replay), compiled in their own target path on an in-memory profile.
 manifest: setup
 	cd dbt_project && $(RUN) dbt parse --profiles-dir . --quiet
-	cd dbt_project && $(RUN) dbt compile --profiles-dir . --target compile --target-path target/offline_store \
-	  --select point_in_time_features --quiet > target/offline_store.log || { cat target/offline_store.log; exit 1; }
+	cd dbt_project && $(RUN) dbt compile --profiles-dir . --target compile --target-path target/analyses \
+	  --select point_in_time_features feature_events --quiet > target/analyses.log || { cat target/analyses.log; exit 1; }
 
 # Creates DAGSTER_HOME's storage (and the PostgreSQL database) before anything else opens it.
 instance: setup

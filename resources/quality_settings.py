@@ -16,6 +16,7 @@ import yaml
 from pydantic import Field, ValidationError, model_validator
 
 from resources.ml_settings import MlSettings
+from resources.online_settings import OnlineSettings
 from resources.settings import PROJECT_ROOT
 from resources.thresholds import FloorThresholds, Thresholds, StrictSettings
 
@@ -144,6 +145,7 @@ class TarmacSettings(StrictSettings):
     processing_freshness: ProcessingFreshnessSettings
     replay: ReplaySettings = ReplaySettings()
     ml: MlSettings
+    online: OnlineSettings = OnlineSettings()
 
 
 class SettingsError(ValueError):

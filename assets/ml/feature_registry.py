@@ -38,6 +38,8 @@ ENTITY_KEYS: dict[str, tuple[str, ...]] = {
     "flight": ("flight_id",), "tailnum": ("tailnum",),
 }
 SOURCES = ("departures", "cancellations", "weather", "planes", "flight")
+# a `rate` is the share of its values at or above this: SPEC §3's "delayed" is 15 minutes late
+RATE_THRESHOLD = 15
 AGGREGATIONS = ("mean", "count", "rate", "latest", "static")
 DATA_TYPES = ("double", "bigint", "integer", "varchar")
 _WINDOW = re.compile(r"^(\d+)([mhd])$")

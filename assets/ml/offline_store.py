@@ -11,40 +11,20 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Iterator
 
 import duckdb
 import pandas as pd
 import yaml
 
-from resources.dbt import dbt_project
+from resources.dbt import compiled_analysis
 from resources.settings import DBT_PROJECT_DIR, TarmacPaths
 from resources.warehouse import read_only
-
-# Where `make manifest` compiles the analysis (its own target path; see the Makefile).
-COMPILED_ANALYSIS = Path("offline_store", "compiled", "tarmac", "analyses", "point_in_time_features.sql")
-# What the compiled SQL is rendered from: newer sources mean it is stale.
-DBT_SOURCES = ("analyses", "macros", "models", "dbt_project.yml", "profiles.yml")
-
 
 def default_horizon_minutes() -> int:
     """The dbt var behind gold's prediction_ts = sched_dep_ts - horizon."""
     project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text(encoding="utf-8"))
     return int(project["vars"]["prediction_horizon_minutes"])
-
-
-def point_in_time_sql() -> str:
-    """The compiled analysis; refused when missing or older than what it is compiled from, since
-    stale SQL would silently compute other features than gold's."""
-    path = DBT_PROJECT_DIR / dbt_project.target_path / COMPILED_ANALYSIS
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: compile it with `make manifest`.")
-    sources = [p for name in DBT_SOURCES for p in [DBT_PROJECT_DIR / name, *(DBT_PROJECT_DIR / name).rglob("*")]]
-    newer = [p for p in sources if p.is_file() and p.stat().st_mtime > path.stat().st_mtime]
-    if newer:
-        raise RuntimeError(f"{path} is older than {newer[0]}: recompile it with `make manifest`.")
-    return path.read_text(encoding="utf-8")
 
 
 @dataclass(frozen=True)
@@ -100,7 +80,7 @@ class OfflineStore:
     def _retrieve(con: duckdb.DuckDBPyConnection, requests: pd.DataFrame) -> pd.DataFrame:
         """The analysis's rows in request order. Its windows are keyed by flight, so a flight asked
         for at several times is answered in as many passes, one time per flight per pass."""
-        sql = point_in_time_sql()
+        sql = compiled_analysis("point_in_time_features")
         occurrence = requests.groupby("flight_id").cumcount()
         batches = [batch for _, batch in requests.groupby(occurrence)] or [requests]
         parts = []

@@ -21,16 +21,11 @@ history as (
 ),
 
 departures as (
-    select origin, dest, carrier, dep_ts as event_ts, dep_delay::double as dep_delay
-    from history
-    where dep_ts is not null
+    {{ departure_events("history") }}
 ),
 
 cancellations as (
-    -- a cancellation is an event at its scheduled departure
-    select origin, sched_dep_ts as event_ts, true as is_cancellation
-    from history
-    where cancelled
+    {{ cancellation_events("history") }}
 ),
 
 origin_departures as (
@@ -54,19 +49,18 @@ route_departures as (
 ),
 
 weather as (
-    select origin, obs_ts, temp, wind_speed, visib, precip, humid
-    from {{ ref("silver_weather") }}
+    {{ weather_observations(ref("silver_weather")) }}
     where {{ weather_filter }}
 ),
 
 latest_weather as (
     -- the latest observation at or before p; too old (> max age) means unknown, not stale values
     select t.flight_id,
-        w.obs_ts >= t.prediction_ts - to_minutes({{ weather_max_age }}) as is_fresh,
+        w.event_ts >= t.prediction_ts - to_minutes({{ weather_max_age }}) as is_fresh,
         w.*
     from targets t
     asof left join weather w
-        on t.origin = w.origin and t.prediction_ts >= w.obs_ts
+        on t.origin = w.origin and t.prediction_ts >= w.event_ts
 )
 
 select

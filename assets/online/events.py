@@ -1,0 +1,143 @@
+"""The speed layer's input: SPEC §3's events in event-time order.
+
+Two streams carry them. The embedded default replays silver through the dbt analysis
+`feature_events`, which builds events with the same macros as the batch features; the production
+option is a Redis Stream that any producer appends to (`python -m resources.cli stream publish`
+fills it from silver) and the speed layer reads with a consumer group.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from typing import Any, NamedTuple
+
+import duckdb
+import pandas as pd
+
+from resources.dbt import compiled_analysis
+from resources.warehouse import read_only
+
+KINDS = ("departure", "cancellation", "weather")
+# the registry's event sources, by event kind
+SOURCE_OF_KIND = {"departure": "departures", "cancellation": "cancellations", "weather": "weather"}
+
+
+class Event(NamedTuple):
+    """One event; the columns of the analysis feature_events. Times are UTC microseconds."""
+
+    kind: str
+    ts_us: int
+    origin: str
+    dest: str | None = None
+    carrier: str | None = None
+    dep_delay: float | None = None
+    temp: float | None = None
+    wind_speed: float | None = None
+    visib: float | None = None
+    precip: float | None = None
+    humid: float | None = None
+
+
+FIELDS = Event._fields
+
+
+def to_us(ts: datetime | pd.Timestamp) -> int:
+    """Microseconds since the epoch of a tz-aware instant (the online store's time unit)."""
+    stamp = pd.Timestamp(ts)
+    if stamp.tzinfo is None:
+        raise ValueError(f"{ts!r} is naive: an event or as-of time must be an instant with a time zone")
+    return stamp.value // 1000
+
+
+def from_us(us: int) -> pd.Timestamp:
+    return pd.Timestamp(us * 1000, tz="UTC")
+
+
+def _clean(value: Any) -> Any:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def events_from_frame(frame: pd.DataFrame) -> list[Event]:
+    """Events of a frame with the analysis's columns (event_ts a tz-aware timestamp)."""
+    ts = frame["event_ts"].dt.tz_convert("UTC").dt.as_unit("us").astype("int64")
+    columns = [frame[c].astype(object).where(frame[c].notna(), None) if c in frame else [None] * len(frame)
+               for c in FIELDS[2:]]
+    return [Event(kind, int(t), *values) for kind, t, *values in zip(frame["kind"], ts, *columns)]
+
+
+def silver_events(con: duckdb.DuckDBPyConnection, start: pd.Timestamp, end: pd.Timestamp) -> list[Event]:
+    """Every event with a time in (start, end], in event-time order, from silver on `con`."""
+    con.execute("set TimeZone = 'UTC'")
+    window = pd.DataFrame({"start_ts": [pd.Timestamp(start)], "end_ts": [pd.Timestamp(end)]})
+    if window["start_ts"].dt.tz is None or window["end_ts"].dt.tz is None:
+        raise ValueError("a replay window needs tz-aware bounds")
+    con.register("replay_window", window)
+    try:
+        return events_from_frame(con.execute(compiled_analysis("feature_events")).df())
+    finally:
+        con.unregister("replay_window")
+
+
+def replay_silver(warehouse, start: pd.Timestamp, end: pd.Timestamp) -> list[Event]:
+    """The embedded stream: silver's events in (start, end], read on a read-only connection that is
+    closed before the caller consumes them (the warehouse's writer is never held up)."""
+    with read_only(warehouse) as con:
+        return silver_events(con, start, end)
+
+
+def encode(event: Event) -> dict[str, str]:
+    """A Redis Stream entry: one field per non-null column, numbers as JSON."""
+    return {name: json.dumps(value) for name, value in zip(FIELDS, event) if value is not None}
+
+
+def decode(fields: dict[bytes | str, bytes | str]) -> Event:
+    values = {(k.decode() if isinstance(k, bytes) else k): json.loads(v) for k, v in fields.items()}
+    unknown = set(values) - set(FIELDS)
+    if unknown or values.get("kind") not in KINDS or not isinstance(values.get("ts_us"), int):
+        raise ValueError(f"not a Tarmac event: {values!r} (fields {', '.join(FIELDS)}; kind one of {', '.join(KINDS)})")
+    return Event(**values)
+
+
+class RedisEventStream:
+    """Events in a Redis Stream, read by a consumer group so that a restarted speed layer resumes
+    after the last entry it acknowledged."""
+
+    def __init__(self, client, key: str, group: str = "speed-layer", consumer: str = "speed-layer-1"):
+        self.client, self.key, self.group, self.consumer = client, key, group, consumer
+
+    def publish(self, events: Iterable[Event], batch: int = 5000) -> int:
+        count = 0
+        pipe = self.client.pipeline(transaction=False)
+        for event in events:
+            pipe.xadd(self.key, encode(event))
+            count += 1
+            if count % batch == 0:
+                pipe.execute()
+        pipe.execute()
+        return count
+
+    def ensure_group(self) -> None:
+        try:
+            self.client.xgroup_create(self.key, self.group, id="0", mkstream=True)
+        except Exception as error:  # BUSYGROUP: it exists already
+            if "BUSYGROUP" not in str(error):
+                raise
+
+    def read(self, count: int = 5000, block_ms: int | None = None) -> Iterator[tuple[list[str], list[Event]]]:
+        """Batches of (entry ids, events) not yet delivered to this group; stops when the stream is
+        drained (or, with block_ms, after waiting that long for more)."""
+        self.ensure_group()
+        while True:
+            reply = self.client.xreadgroup(self.group, self.consumer, {self.key: ">"}, count=count, block=block_ms)
+            if not reply:
+                return
+            entries = reply[0][1]
+            ids = [i.decode() if isinstance(i, bytes) else i for i, _ in entries]
+            yield ids, [decode(fields) for _, fields in entries]
+
+    def ack(self, ids: list[str]) -> None:
+        if ids:
+            self.client.xack(self.key, self.group, *ids)

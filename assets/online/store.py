@@ -1,0 +1,277 @@
+"""The online store: the latest feature values per entity key, with their recent history.
+
+Each value is kept as a step function of event time (what the speed layer records), so a read as
+of any instant p inside the store's coverage is exact: the latest record at or before p. Beside
+the histories the store holds the flights' attributes (the schedule, with gold's batch-computed
+features) and the planes, which the materialization assets load from the warehouse.
+
+Two backends, one behaviour: SQLite in WAL mode under the data dir (embedded default; one writer,
+any number of readers) and Redis (production; a sorted set per feature and key).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from assets.online.speed_layer import FeatureChange
+
+Slot = tuple[str, str]  # (feature, entity key)
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What the stream has written: event time up to `watermark_us`, from `stream_start_us` on, and
+    history kept from `retained_from_us` on. None when nothing has been streamed."""
+
+    stream_start_us: int | None
+    watermark_us: int | None
+    retained_from_us: int | None
+
+    def exact_from(self, max_window_us: int) -> int | None:
+        """The first instant every window is complete at: the stream must reach a window back."""
+        if self.stream_start_us is None:
+            return None
+        return max(self.stream_start_us + max_window_us, self.retained_from_us or self.stream_start_us)
+
+
+class OnlineStore(ABC):
+    backend: str
+
+    @abstractmethod
+    def begin_stream(self, start_us: int) -> None:
+        """Forget the feature histories: a stream replayed from `start_us` rebuilds them."""
+
+    @abstractmethod
+    def write(self, changes: Sequence[FeatureChange], watermark_us: int) -> None:
+        """Record the changes and that every event up to `watermark_us` is in them."""
+
+    @abstractmethod
+    def read(self, slots: Sequence[Slot], as_of_us: int) -> dict[Slot, Any]:
+        """The value of each slot as of the instant; slots with no record at or before it are absent."""
+
+    @abstractmethod
+    def coverage(self) -> Coverage: ...
+
+    @abstractmethod
+    def trim(self, before_us: int) -> None:
+        """Drop history older than `before_us`, keeping each slot's value in force at that instant."""
+
+    @abstractmethod
+    def put_records(self, entity: str, records: Mapping[str, Mapping[str, Any]]) -> None:
+        """Attributes of keyed entities (flights, planes), replacing earlier ones."""
+
+    @abstractmethod
+    def get_record(self, entity: str, key: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def count_records(self, entity: str) -> int: ...
+
+    @abstractmethod
+    def clear(self) -> None:
+        """Remove everything this store holds (its file's tables, or its key prefix)."""
+
+    def close(self) -> None:
+        pass
+
+
+class SqliteOnlineStore(OnlineStore):
+    backend = "sqlite"
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path) if str(path) != ":memory:" else path
+        if isinstance(self.path, Path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        # one connection shared by the API's worker threads, serialized by a lock
+        self._con = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._con.execute("pragma journal_mode = wal")
+            self._con.execute("pragma synchronous = normal")
+            self._con.executescript("""
+                create table if not exists feature_history (
+                    feature text not null, entity_key text not null, as_of_us integer not null, value,
+                    primary key (feature, entity_key, as_of_us)
+                ) without rowid;
+                create table if not exists records (
+                    entity text not null, key text not null, record text not null, primary key (entity, key)
+                ) without rowid;
+                create table if not exists meta (name text primary key, value integer);
+            """)
+
+    def _set_meta(self, **values: int | None) -> None:
+        self._con.executemany("insert or replace into meta values (?, ?)", list(values.items()))
+
+    def begin_stream(self, start_us: int) -> None:
+        with self._lock:
+            self._con.execute("begin")
+            self._con.execute("delete from feature_history")
+            self._set_meta(stream_start_us=start_us, watermark_us=start_us, retained_from_us=start_us)
+            self._con.execute("commit")
+
+    def write(self, changes: Sequence[FeatureChange], watermark_us: int) -> None:
+        with self._lock:
+            self._con.execute("begin")
+            self._con.executemany("insert or replace into feature_history values (?, ?, ?, ?)", changes)
+            self._set_meta(watermark_us=watermark_us)
+            self._con.execute("commit")
+
+    def read(self, slots: Sequence[Slot], as_of_us: int) -> dict[Slot, Any]:
+        sql = ("select value from feature_history where feature = ? and entity_key = ? and as_of_us <= ? "
+               "order by as_of_us desc limit 1")
+        out: dict[Slot, Any] = {}
+        with self._lock:
+            for slot in slots:
+                row = self._con.execute(sql, (*slot, as_of_us)).fetchone()
+                if row is not None:
+                    out[slot] = row[0]
+        return out
+
+    def coverage(self) -> Coverage:
+        with self._lock:
+            meta = dict(self._con.execute("select name, value from meta").fetchall())
+        return Coverage(meta.get("stream_start_us"), meta.get("watermark_us"), meta.get("retained_from_us"))
+
+    def trim(self, before_us: int) -> None:
+        with self._lock:
+            self._con.execute("begin")
+            self._con.execute("""
+                delete from feature_history as h
+                where as_of_us < (select max(g.as_of_us) from feature_history g
+                                  where g.feature = h.feature and g.entity_key = h.entity_key and g.as_of_us <= ?)
+            """, (before_us,))
+            self._set_meta(retained_from_us=before_us)
+            self._con.execute("commit")
+
+    def put_records(self, entity: str, records: Mapping[str, Mapping[str, Any]]) -> None:
+        rows = [(entity, key, json.dumps(record, default=str)) for key, record in records.items()]
+        with self._lock:
+            self._con.execute("begin")
+            self._con.executemany("insert or replace into records values (?, ?, ?)", rows)
+            self._con.execute("commit")
+
+    def get_record(self, entity: str, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._con.execute("select record from records where entity = ? and key = ?", (entity, key)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def count_records(self, entity: str) -> int:
+        with self._lock:
+            return self._con.execute("select count(*) from records where entity = ?", (entity,)).fetchone()[0]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._con.executescript("delete from feature_history; delete from records; delete from meta;")
+
+    def close(self) -> None:
+        with self._lock:
+            self._con.close()
+
+
+# Deletes a sorted set's members older than the one in force at ARGV[1] (the latest at or before it).
+_TRIM_SCRIPT = """
+local kept = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[1], '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
+if kept[2] then return redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. kept[2]) end
+return 0
+"""
+
+
+class RedisOnlineStore(OnlineStore):
+    """Keys under `prefix`: `h:<feature>:<entity key>` (a sorted set of "<as_of_us>:<json value>"
+    scored by as_of_us), `r:<entity>:<key>` (a record as JSON), `hkeys` (the set of history keys)
+    and `meta` (a hash)."""
+
+    backend = "redis"
+
+    def __init__(self, client, prefix: str):
+        if not prefix or prefix.endswith(":") or "*" in prefix:
+            raise ValueError(f"key prefix {prefix!r}: give a name such as 'tarmac' (no trailing ':', no '*')")
+        self.client, self.prefix = client, prefix
+        self._trim = client.register_script(_TRIM_SCRIPT)
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str) -> "RedisOnlineStore":
+        import redis
+
+        return cls(redis.Redis.from_url(url), prefix)
+
+    def _history_key(self, feature: str, key: str) -> str:
+        return f"{self.prefix}:h:{feature}:{key}"
+
+    def _meta(self) -> str:
+        return f"{self.prefix}:meta"
+
+    def begin_stream(self, start_us: int) -> None:
+        hkeys = f"{self.prefix}:hkeys"
+        keys = [k.decode() for k in self.client.smembers(hkeys)]
+        pipe = self.client.pipeline(transaction=True)
+        for chunk in range(0, len(keys), 1000):
+            pipe.unlink(*keys[chunk:chunk + 1000])
+        pipe.delete(hkeys)
+        pipe.hset(self._meta(), mapping={"stream_start_us": start_us, "watermark_us": start_us,
+                                         "retained_from_us": start_us})
+        pipe.execute()
+
+    def write(self, changes: Sequence[FeatureChange], watermark_us: int) -> None:
+        pipe = self.client.pipeline(transaction=True)
+        keys = set()
+        for change in changes:
+            key = self._history_key(change.feature, change.entity_key)
+            keys.add(key)
+            # one value per instant: a rewrite of the same instant replaces it
+            pipe.zremrangebyscore(key, change.as_of_us, change.as_of_us)
+            pipe.zadd(key, {f"{change.as_of_us}:{json.dumps(change.value)}": change.as_of_us})
+        if keys:
+            pipe.sadd(f"{self.prefix}:hkeys", *keys)
+        pipe.hset(self._meta(), "watermark_us", watermark_us)
+        pipe.execute()
+
+    def read(self, slots: Sequence[Slot], as_of_us: int) -> dict[Slot, Any]:
+        pipe = self.client.pipeline(transaction=False)
+        for feature, key in slots:
+            pipe.zrevrangebyscore(self._history_key(feature, key), as_of_us, "-inf", start=0, num=1)
+        out: dict[Slot, Any] = {}
+        for slot, members in zip(slots, pipe.execute()):
+            if members:
+                out[slot] = json.loads(members[0].decode().split(":", 1)[1])
+        return out
+
+    def coverage(self) -> Coverage:
+        meta = {k.decode(): int(v) for k, v in self.client.hgetall(self._meta()).items()}
+        return Coverage(meta.get("stream_start_us"), meta.get("watermark_us"), meta.get("retained_from_us"))
+
+    def trim(self, before_us: int) -> None:
+        for key in self.client.smembers(f"{self.prefix}:hkeys"):
+            self._trim(keys=[key], args=[before_us])
+        self.client.hset(self._meta(), "retained_from_us", before_us)
+
+    def put_records(self, entity: str, records: Mapping[str, Mapping[str, Any]]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for i, (key, record) in enumerate(records.items(), 1):
+            pipe.set(f"{self.prefix}:r:{entity}:{key}", json.dumps(record, default=str))
+            pipe.sadd(f"{self.prefix}:rkeys:{entity}", key)
+            if i % 5000 == 0:
+                pipe.execute()
+        pipe.execute()
+
+    def get_record(self, entity: str, key: str) -> dict[str, Any] | None:
+        raw = self.client.get(f"{self.prefix}:r:{entity}:{key}")
+        return json.loads(raw) if raw is not None else None
+
+    def count_records(self, entity: str) -> int:
+        return int(self.client.scard(f"{self.prefix}:rkeys:{entity}"))
+
+    def clear(self) -> None:
+        keys = list(self.client.scan_iter(match=f"{self.prefix}:*", count=1000))
+        for chunk in range(0, len(keys), 1000):
+            self.client.unlink(*keys[chunk:chunk + 1000])
+
+    def close(self) -> None:
+        self.client.close()
+
