@@ -13,15 +13,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import dagster as dg
 import duckdb
 import pandas as pd
 
 from assets.ml.feature_registry import FeatureDefinition, feature_registry
 from assets.online.batch import FLIGHT_ATTRIBUTES, plane_records
 from assets.online.events import Event, from_us, silver_events, to_us
-from assets.online.retrieval import PLANE, OnlineFeatures
+from assets.online.retrieval import PLANE, OnlineFeatures, scratch_store
 from assets.online.speed_layer import SpeedLayer
 from assets.online.store import OnlineStore
+from assets.quality.evaluate import Outcome
+from resources.online_settings import OnlineSettings
+from resources.settings import TarmacPaths
+
+PARITY_CHECK = "training_serving_parity"
 
 def plain(value: Any) -> Any:
     """A warehouse value as plain Python: NULL, NaN and NA are None; numpy scalars are unboxed."""
@@ -47,15 +53,35 @@ def differs(online: Any, batch: Any, tolerance: float) -> bool:
 
 @dataclass
 class ParityResult:
-    flights: int = 0
-    mismatched_flights: int = 0
+    """The flights compared, and for those that differ, each differing feature's two values."""
+
+    flights: list[str] = field(default_factory=list)
+    mismatches: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    as_of: dict[str, str] = field(default_factory=dict)
     events: int = 0
-    by_feature: dict[str, int] = field(default_factory=dict)
-    examples: list[dict[str, Any]] = field(default_factory=list)
+
+    def for_flights(self, flight_ids: Sequence[str]) -> "ParityResult":
+        wanted = set(flight_ids)
+        return ParityResult(
+            [f for f in self.flights if f in wanted],
+            {f: m for f, m in self.mismatches.items() if f in wanted},
+            {f: t for f, t in self.as_of.items() if f in wanted},
+            self.events,
+        )
 
     @property
     def mismatch_rate(self) -> float:
-        return self.mismatched_flights / self.flights if self.flights else 0.0
+        return len(self.mismatches) / len(self.flights) if self.flights else 0.0
+
+    def by_feature(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for features in self.mismatches.values():
+            for name in features:
+                counts[name] = counts.get(name, 0) + 1
+        return dict(sorted(counts.items(), key=lambda item: -item[1]))
+
+    def examples(self, limit: int = 20) -> list[dict[str, Any]]:
+        return [{"flight_id": f, "as_of": self.as_of[f], **m} for f, m in list(self.mismatches.items())[:limit]]
 
 
 def flight_records(con: duckdb.DuckDBPyConnection, flight_ids: Sequence[str]) -> pd.DataFrame:
@@ -87,7 +113,6 @@ def replay_and_compare(
     store: OnlineStore,
     tolerance: float,
     registry: Mapping[str, FeatureDefinition] | None = None,
-    max_examples: int = 20,
 ) -> ParityResult:
     """Stream `events` (in event-time order, covering the longest window before the first flight's
     prediction_ts) through a speed layer into `store`, stopping at each flight's prediction_ts to
@@ -109,15 +134,13 @@ def replay_and_compare(
         layer.advance_to(at)
         store.write(layer.drain(), at)
         online = reader.for_flight(record_of(row), at)
-        wrong = [name for name in registry if differs(online[name], row[name], tolerance)]
-        result.flights += 1
+        flight_id = row["flight_id"]
+        result.flights.append(flight_id)
+        result.as_of[flight_id] = from_us(at).isoformat()
+        wrong = {n: {"online": plain(online[n]), "gold": plain(row[n])}
+                 for n in registry if differs(online[n], row[n], tolerance)}
         if wrong:
-            result.mismatched_flights += 1
-            for name in wrong:
-                result.by_feature[name] = result.by_feature.get(name, 0) + 1
-            if len(result.examples) < max_examples:
-                result.examples.append({"flight_id": row["flight_id"], "as_of": from_us(at).isoformat(),
-                                        **{n: {"online": plain(online[n]), "gold": plain(row[n])} for n in wrong}})
+            result.mismatches[flight_id] = wrong
     result.events = position
     return result
 
@@ -129,8 +152,57 @@ def parity_for_flights(con: duckdb.DuckDBPyConnection, flight_ids: Sequence[str]
     flights = flight_records(con, flight_ids)
     if flights.empty:
         return ParityResult()
-    store.put_records(PLANE, plane_records(con))
+    store.put_records(PLANE, plane_records(con), group="all")
     max_window = pd.Timedelta(microseconds=OnlineFeatures(store).max_window_us)
     start = flights["prediction_ts"].min() - max_window
     events = silver_events(con, start, flights["prediction_ts"].max())
     return replay_and_compare(flights, events, store, tolerance)
+
+
+def sample_flights(con: duckdb.DuckDBPyConnection, days: Sequence[str], size: int, seed: int) -> dict[str, list[str]]:
+    """Up to `size` flights of each local day, drawn reproducibly (the same rows give the same sample)."""
+    frame = con.execute(
+        "select flight_id, flight_date::varchar as day from gold.flight_features where flight_date::varchar in "
+        "(select unnest(?)) order by flight_id", [list(days)],
+    ).df()
+    return {
+        day: sorted(group.sample(n=min(size, len(group)), random_state=seed)["flight_id"])
+        for day, group in frame.groupby("day")
+    }
+
+
+def parity_outcomes(con: duckdb.DuckDBPyConnection, key, days: Sequence[str], online: OnlineSettings,
+                    paths: TarmacPaths, max_examples: int = 20) -> list[Outcome]:
+    """The parity check of each day: its sampled flights replayed (all days in one pass) through a
+    scratch online store of the configured backend, and their mismatch rate against its thresholds."""
+    settings = online.parity
+    samples = sample_flights(con, days, settings.sample_size, settings.seed)
+    with scratch_store(online, paths, "parity") as store:
+        result = parity_for_flights(con, [f for d in days for f in samples.get(d, [])], store, settings.float_tolerance)
+        backend = store.backend
+    outcomes = []
+    for day in days:
+        part = result.for_flights(samples.get(day, []))
+        if not part.flights:
+            outcomes.append(Outcome(key, PARITY_CHECK, day, "warn", "no flights of the day in gold.flight_features to compare"))
+            continue
+        rate = part.mismatch_rate
+        summary = (f"{len(part.mismatches)} of {len(part.flights)} sampled flights differ online "
+                   f"(rate {rate:.4f}; floats within {settings.float_tolerance:g})")
+        if part.mismatches:
+            summary += "; by feature: " + ", ".join(f"{n} {c}" for n, c in part.by_feature().items())
+        outcomes.append(Outcome(
+            key, PARITY_CHECK, day, settings.mismatch_rate.severity(rate), summary,
+            metrics={"mismatch_rate": rate, "flights_compared": float(len(part.flights))},
+            metadata={
+                "mismatch_rate": dg.MetadataValue.float(rate),
+                "flights_compared": dg.MetadataValue.int(len(part.flights)),
+                "flights_mismatched": dg.MetadataValue.int(len(part.mismatches)),
+                "mismatches_by_feature": dg.MetadataValue.json(part.by_feature()),
+                "examples": dg.MetadataValue.json(part.examples(max_examples)),
+                "events_replayed": dg.MetadataValue.int(result.events),
+                "online_store": dg.MetadataValue.text(backend),
+                "float_tolerance": dg.MetadataValue.float(settings.float_tolerance),
+            },
+        ))
+    return outcomes

@@ -9,8 +9,11 @@ features that are arithmetic rather than a column repeat gold's select (point_in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 from assets.ml.feature_registry import FeatureDefinition, feature_registry
@@ -106,3 +109,19 @@ class OnlineFeatures:
             else:  # nothing recorded yet: no events in the window, or no observation
                 values[name] = 0 if feature.aggregation == "count" else None
         return values
+
+
+@contextmanager
+def scratch_store(online: OnlineSettings, paths: TarmacPaths, purpose: str) -> Iterator[OnlineStore]:
+    """A throwaway online store of the configured backend beside the serving one (a SQLite file
+    next to it, or a key prefix under it), removed afterwards: replays never touch what is served."""
+    namespace = f"{purpose}-{uuid.uuid4().hex[:12]}"
+    store = open_online_store(online, paths, namespace=namespace)
+    try:
+        yield store
+    finally:
+        store.clear()
+        store.close()
+        if store.backend == "sqlite":
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{store.path}{suffix}").unlink(missing_ok=True)

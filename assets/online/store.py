@@ -64,8 +64,9 @@ class OnlineStore(ABC):
         """Drop history older than `before_us`, keeping each slot's value in force at that instant."""
 
     @abstractmethod
-    def put_records(self, entity: str, records: Mapping[str, Mapping[str, Any]]) -> None:
-        """Attributes of keyed entities (flights, planes), replacing earlier ones."""
+    def put_records(self, entity: str, records: Mapping[str, Mapping[str, Any]], group: str) -> None:
+        """Attributes of keyed entities (flights, planes) as the whole of `group` (a day, say):
+        the group's earlier records are replaced, those no longer in it removed."""
 
     @abstractmethod
     def get_record(self, entity: str, key: str) -> dict[str, Any] | None: ...
@@ -100,8 +101,10 @@ class SqliteOnlineStore(OnlineStore):
                     primary key (feature, entity_key, as_of_us)
                 ) without rowid;
                 create table if not exists records (
-                    entity text not null, key text not null, record text not null, primary key (entity, key)
+                    entity text not null, key text not null, record_group text not null, record text not null,
+                    primary key (entity, key)
                 ) without rowid;
+                create index if not exists records_by_group on records (entity, record_group);
                 create table if not exists meta (name text primary key, value integer);
             """)
 
@@ -149,11 +152,12 @@ class SqliteOnlineStore(OnlineStore):
             self._set_meta(retained_from_us=before_us)
             self._con.execute("commit")
 
-    def put_records(self, entity: str, records: Mapping[str, Mapping[str, Any]]) -> None:
-        rows = [(entity, key, json.dumps(record, default=str)) for key, record in records.items()]
+    def put_records(self, entity: str, records: Mapping[str, Mapping[str, Any]], group: str) -> None:
+        rows = [(entity, key, group, json.dumps(record, default=str)) for key, record in records.items()]
         with self._lock:
             self._con.execute("begin")
-            self._con.executemany("insert or replace into records values (?, ?, ?)", rows)
+            self._con.execute("delete from records where entity = ? and record_group = ?", (entity, group))
+            self._con.executemany("insert or replace into records values (?, ?, ?, ?)", rows)
             self._con.execute("commit")
 
     def get_record(self, entity: str, key: str) -> dict[str, Any] | None:
@@ -184,8 +188,8 @@ return 0
 
 class RedisOnlineStore(OnlineStore):
     """Keys under `prefix`: `h:<feature>:<entity key>` (a sorted set of "<as_of_us>:<json value>"
-    scored by as_of_us), `r:<entity>:<key>` (a record as JSON), `hkeys` (the set of history keys)
-    and `meta` (a hash)."""
+    scored by as_of_us), `r:<entity>:<key>` (a record as JSON), `rgroup:<entity>:<group>` and
+    `rkeys:<entity>` (sets of record keys), `hkeys` (the set of history keys) and `meta` (a hash)."""
 
     backend = "redis"
 
@@ -251,13 +255,19 @@ class RedisOnlineStore(OnlineStore):
             self._trim(keys=[key], args=[before_us])
         self.client.hset(self._meta(), "retained_from_us", before_us)
 
-    def put_records(self, entity: str, records: Mapping[str, Mapping[str, Any]]) -> None:
-        pipe = self.client.pipeline(transaction=False)
-        for i, (key, record) in enumerate(records.items(), 1):
+    def put_records(self, entity: str, records: Mapping[str, Mapping[str, Any]], group: str) -> None:
+        members = f"{self.prefix}:rgroup:{entity}:{group}"
+        gone = {k.decode() for k in self.client.smembers(members)} - set(records)
+        pipe = self.client.pipeline(transaction=True)
+        if gone:
+            pipe.unlink(*(f"{self.prefix}:r:{entity}:{key}" for key in gone))
+            pipe.srem(f"{self.prefix}:rkeys:{entity}", *gone)
+        pipe.delete(members)
+        for key, record in records.items():
             pipe.set(f"{self.prefix}:r:{entity}:{key}", json.dumps(record, default=str))
-            pipe.sadd(f"{self.prefix}:rkeys:{entity}", key)
-            if i % 5000 == 0:
-                pipe.execute()
+        if records:
+            pipe.sadd(members, *records)
+            pipe.sadd(f"{self.prefix}:rkeys:{entity}", *records)
         pipe.execute()
 
     def get_record(self, entity: str, key: str) -> dict[str, Any] | None:

@@ -32,6 +32,8 @@ CHECK_DESCRIPTIONS = {
     "value_ranges": "Impossible values nulled by silver's domain rules, and outliers vs the reference window.",
     "drift": "KS (numeric) and PSI (categorical) of the day vs the reference window.",
     "correlation": "Change of pairwise correlation of the day vs the reference window.",
+    "training_serving_parity": "Sampled flights of the day replayed through the online path (speed layer, "
+    "online store, serving reads) up to their prediction_ts and compared with gold.flight_features.",
     "model_performance": "Once labels are known: ROC AUC and calibration error of the day's predictions, "
     "and PSI of its scores against the champion's validation scores.",
 }
@@ -49,6 +51,7 @@ DAILY_CHECKS: dict[str, dict[tuple[str, str], list[str]]] = {
         ("gold", "training_set"): ["schema"],
     },
     "ml": {("gold", "predictions"): ["schema", "model_performance"]},
+    "online": {("online", "flight_features"): ["training_serving_parity"]},
 }
 REFERENCE_TABLES = [
     (layer, name) for layer in ("bronze", "silver") for name in ("planes", "airports", "airlines")
@@ -58,6 +61,8 @@ REFERENCE_TABLES = [
 def _blocking(settings: QualitySettings, check: str) -> bool:
     if check == "model_performance":
         return False  # a decaying model asks for retraining; it does not stop scoring
+    if check == "training_serving_parity":
+        return load_settings().online.parity.blocking
     return getattr(settings, "schema_" if check == "schema" else check).blocking
 
 
@@ -115,6 +120,10 @@ def evaluate_days(
     """One check over every day of a run: a daily table's schema is validated for the whole window at
     once (day by day only where it fails); every other check is evaluated day by day."""
     column = PARTITION_COLUMNS.get(tuple(key.path))
+    if check == "training_serving_parity":  # one replay for every day of the run
+        from assets.online.parity import parity_outcomes
+
+        return parity_outcomes(con, key, days, load_settings().online, TarmacPaths.from_env(), settings.max_failure_cases)
     if check == "schema" and column:
         return evaluate.schema_window(warehouse, con, key, column, days, settings)
     return [evaluate_day(warehouse, con, key, check, day, settings) for day in days]
@@ -217,3 +226,4 @@ def reference_checks() -> dg.AssetChecksDefinition:
 
 quality_checks = [daily_checks("bronze"), daily_checks("silver"), daily_checks("gold"), reference_checks()]
 prediction_checks = daily_checks("ml")
+online_checks = daily_checks("online")

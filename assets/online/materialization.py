@@ -1,0 +1,88 @@
+"""The online group: what the online store takes from the warehouse in batch.
+
+`online/planes` and `online/flight_features` copy the planes and each day's flights (attributes and
+gold's batch-computed features) into the configured online store; the serving API looks flights up
+there. The speed layer writes the rolling windows beside them. Both assets read the warehouse
+read-only, inside its pool, and rewrite what they load as a whole (per day for flights)."""
+
+from datetime import date, timedelta
+
+import dagster as dg
+
+from assets.online.batch import flight_records, plane_records
+from assets.online.retrieval import FLIGHT, PLANE, open_online_store
+from assets.partitions import daily_partitions
+from resources.quality_settings import load_settings
+from resources.settings import TarmacPaths
+from resources.warehouse import WAREHOUSE_POOL, read_only
+
+ONLINE_GROUP = "online"
+ONLINE_FLIGHTS_KEY = dg.AssetKey(["online", "flight_features"])
+ONLINE_PLANES_KEY = dg.AssetKey(["online", "planes"])
+
+
+def _store_metadata(store) -> dict[str, dg.MetadataValue]:
+    where = store.prefix if store.backend == "redis" else str(store.path)
+    return {"store": dg.MetadataValue.text(f"{store.backend}: {where}")}
+
+
+@dg.asset(
+    key=ONLINE_PLANES_KEY,
+    deps=[dg.AssetKey(["silver", "planes"])],
+    group_name=ONLINE_GROUP,
+    kinds={"python"},
+    pool=WAREHOUSE_POOL,
+    owners=["team:ml-features"],
+)
+def online_planes() -> dg.MaterializeResult:
+    """silver.planes in the online store, by tail number: what plane features are served from."""
+    paths = TarmacPaths.from_env()
+    with read_only(paths.warehouse) as con:
+        planes = plane_records(con)
+    store = open_online_store(load_settings().online, paths)
+    try:
+        store.put_records(PLANE, planes, group="all")
+        return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(len(planes)),
+                                              **_store_metadata(store)})
+    finally:
+        store.close()
+
+
+@dg.asset(
+    key=ONLINE_FLIGHTS_KEY,
+    deps=[dg.AssetKey(["gold", "flight_features"]), dg.AssetKey(["silver", "flights"])],
+    partitions_def=daily_partitions,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    group_name=ONLINE_GROUP,
+    kinds={"python"},
+    pool=WAREHOUSE_POOL,
+    owners=["team:ml-features"],
+)
+def online_flight_features(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    """Each flight of the run's days in the online store: its attributes (the schedule the API
+    looks flights up in) and gold's feature vector, keyed by flight_id and replaced per day."""
+    paths = TarmacPaths.from_env()
+    start, end = (moment.date().isoformat() for moment in context.partition_time_window)
+    with read_only(paths.warehouse) as con:
+        records = flight_records(con, start, end)
+    by_day: dict[str, dict] = {}
+    for flight_id, record in records.items():
+        by_day.setdefault(record["flight_date"], {})[flight_id] = record
+    store = open_online_store(load_settings().online, paths)
+    try:
+        for day in _days(start, end):
+            store.put_records(FLIGHT, by_day.get(day, {}), group=day)
+        metadata = {"tarmac/window": dg.MetadataValue.text(f"[{start}, {end})"),
+                    "tarmac/window_row_count": dg.MetadataValue.int(len(records)), **_store_metadata(store)}
+        if len(by_day) <= 1:
+            metadata["dagster/row_count"] = dg.MetadataValue.int(len(records))
+        context.log.info(f"{len(records)} flights of [{start}, {end}) in the online store")
+        return dg.MaterializeResult(metadata=metadata)
+    finally:
+        store.close()
+
+
+def _days(start: str, end: str) -> list[str]:
+    """The local days of [start, end)."""
+    first, stop = date.fromisoformat(start), date.fromisoformat(end)
+    return [(first + timedelta(days=i)).isoformat() for i in range((stop - first).days)]
