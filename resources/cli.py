@@ -124,6 +124,32 @@ def _features(args: argparse.Namespace) -> int:
     return 0
 
 
+def _speed_layer(args: argparse.Namespace) -> int:
+    from assets.online.runner import run_configured_speed_layer
+
+    report = run_configured_speed_layer(args.start, args.end, follow=args.follow)
+    print(f"{report.events:,} events in {report.seconds:.1f} s ({report.events_per_second:,.0f} events/s), "
+          f"{report.changes:,} feature changes, {report.late_events} late ({report.late_ignored} too late to count); "
+          f"watermark {report.watermark}")
+    return 0
+
+
+def _stream_publish(args: argparse.Namespace) -> int:
+    import redis
+
+    from assets.online.events import RedisEventStream, replay_silver
+    from assets.online.runner import local_day_bounds
+    from resources.quality_settings import load_settings
+
+    online = load_settings().online.with_environment()
+    start, end = local_day_bounds(args.start, args.end)
+    events = replay_silver(TarmacPaths.from_env().warehouse, start, end)
+    stream = RedisEventStream(redis.Redis.from_url(online.redis_url), online.stream_key)
+    count = stream.publish(events, max_len=args.max_len)
+    print(f"{count:,} events of {args.start}..{args.end} appended to {online.stream_key} at {online.redis_url}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tarmac", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -157,6 +183,20 @@ def main(argv: list[str] | None = None) -> int:
     features = commands.add_parser("features", help="print the feature registry (name, entity, source, window, version, owner)")
     features.add_argument("--lock", action="store_true", help="record the features' versions in the lock file")
     features.set_defaults(handler=_features)
+
+    speed = commands.add_parser(
+        "speed-layer", help="run the speed layer into the online store: replay silver's days, or read the Redis stream"
+    )
+    speed.add_argument("--start", help="first local day to replay (embedded stream)")
+    speed.add_argument("--end", help="last local day to replay (embedded stream)")
+    speed.add_argument("--follow", action="store_true", help="Redis stream: keep waiting for new events")
+    speed.set_defaults(handler=_speed_layer)
+
+    publish = commands.add_parser("stream-publish", help="append silver's events of a range of days to the Redis stream")
+    publish.add_argument("--start", required=True)
+    publish.add_argument("--end", required=True)
+    publish.add_argument("--max-len", type=int, help="trim the stream to about this many entries")
+    publish.set_defaults(handler=_stream_publish)
 
     args = parser.parse_args(argv)
     return args.handler(args)

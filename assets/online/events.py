@@ -2,8 +2,8 @@
 
 Two streams carry them. The embedded default replays silver through the dbt analysis
 `feature_events`, which builds events with the same macros as the batch features; the production
-option is a Redis Stream that any producer appends to (`python -m resources.cli stream publish`
-fills it from silver) and the speed layer reads with a consumer group.
+option is a Redis Stream that any producer appends to (`python -m resources.cli stream-publish`
+fills it from silver) and the speed layer reads in order.
 """
 
 from __future__ import annotations
@@ -102,42 +102,31 @@ def decode(fields: dict[bytes | str, bytes | str]) -> Event:
 
 
 class RedisEventStream:
-    """Events in a Redis Stream, read by a consumer group so that a restarted speed layer resumes
-    after the last entry it acknowledged."""
+    """Events in a Redis Stream. The speed layer keeps its windows in memory, so a reader starts
+    from the stream's first entry and rebuilds them; producers bound the stream (MAXLEN) to the
+    history a restart must replay."""
 
-    def __init__(self, client, key: str, group: str = "speed-layer", consumer: str = "speed-layer-1"):
-        self.client, self.key, self.group, self.consumer = client, key, group, consumer
+    def __init__(self, client, key: str):
+        self.client, self.key = client, key
 
-    def publish(self, events: Iterable[Event], batch: int = 5000) -> int:
+    def publish(self, events: Iterable[Event], max_len: int | None = None, batch: int = 5000) -> int:
         count = 0
         pipe = self.client.pipeline(transaction=False)
         for event in events:
-            pipe.xadd(self.key, encode(event))
+            pipe.xadd(self.key, encode(event), maxlen=max_len, approximate=max_len is not None)
             count += 1
             if count % batch == 0:
                 pipe.execute()
         pipe.execute()
         return count
 
-    def ensure_group(self) -> None:
-        try:
-            self.client.xgroup_create(self.key, self.group, id="0", mkstream=True)
-        except Exception as error:  # BUSYGROUP: it exists already
-            if "BUSYGROUP" not in str(error):
-                raise
-
-    def read(self, count: int = 5000, block_ms: int | None = None) -> Iterator[tuple[list[str], list[Event]]]:
-        """Batches of (entry ids, events) not yet delivered to this group; stops when the stream is
-        drained (or, with block_ms, after waiting that long for more)."""
-        self.ensure_group()
+    def read(self, after: str = "0", count: int = 5000, block_ms: int | None = None) -> Iterator[list[Event]]:
+        """Batches of the entries after the id `after`, in stream order; stops when the stream is
+        drained or, with block_ms, after waiting that long for more."""
         while True:
-            reply = self.client.xreadgroup(self.group, self.consumer, {self.key: ">"}, count=count, block=block_ms)
+            reply = self.client.xread({self.key: after}, count=count, block=block_ms)
             if not reply:
                 return
             entries = reply[0][1]
-            ids = [i.decode() if isinstance(i, bytes) else i for i, _ in entries]
-            yield ids, [decode(fields) for _, fields in entries]
-
-    def ack(self, ids: list[str]) -> None:
-        if ids:
-            self.client.xack(self.key, self.group, *ids)
+            after = entries[-1][0]
+            yield [decode(fields) for _, fields in entries]
