@@ -1,0 +1,98 @@
+"""Training/serving parity: the online path (events -> speed layer -> online store -> serving reads)
+gives gold.flight_features' values, on test_features' hand-built edge cases and on real days.
+
+The crafted scenario holds an event exactly at each window's edge, cancellations (a cancelled
+target too), weather exactly 3 h old and 4 h old, an observation whose wind silver nulled, an
+unknown tail number and flights across local midnight; its expected values are literals, so the
+online path is checked against hand arithmetic as well as against gold.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import pandas as pd
+import pytest
+
+from assets.online.events import silver_events, to_us
+from assets.online.parity import PARITY_CHECK, flight_records, parity_for_flights, record_of, replay_and_compare
+from assets.online.batch import plane_records
+from assets.online.retrieval import PLANE, OnlineFeatures
+from assets.online.store import SqliteOnlineStore
+from tests.test_features import EXPECTED, FIRST_DAY, FLOAT_COLUMNS, LAST_DAY, _land_scenario
+
+
+def _parity_evaluations(results) -> list:
+    return [e for r in results for e in r.get_asset_check_evaluations() if e.check_name == PARITY_CHECK
+            and e.partition is not None]  # fmt: skip
+
+
+def _all_flights(paths) -> list[str]:
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        return [i for (i,) in con.execute("select flight_id from gold.flight_features order by 1").fetchall()]
+
+
+def test_crafted_edge_cases_online_equal_gold_and_hand_arithmetic_and_a_wrong_value_shows(paths, run_days, tmp_path):
+    _land_scenario(paths)
+    results = run_days(FIRST_DAY, LAST_DAY)
+    # the pipeline's own parity check ran on every day, on every flight (fewer than its sample size)
+    evaluations = _parity_evaluations(results)
+    assert sorted(e.partition for e in evaluations) == pd.date_range(FIRST_DAY, LAST_DAY).strftime("%Y-%m-%d").tolist()
+    assert all(e.passed for e in evaluations), [e.description for e in evaluations if not e.passed]
+    assert sum(e.metadata["flights_compared"].value for e in evaluations if "flights_compared" in e.metadata) == 30
+
+    flight_ids = _all_flights(paths)
+    store = SqliteOnlineStore(tmp_path / "online.sqlite")
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        result = parity_for_flights(con, flight_ids, store, tolerance=0.0)  # exact here
+        flights = flight_records(con, list(EXPECTED))
+    assert sorted(result.flights) == flight_ids
+    assert result.mismatches == {}, result.examples()
+
+    # and against the hand-computed values: each target's vector read back as of its prediction_ts
+    online = OnlineFeatures(SqliteOnlineStore(tmp_path / "online.sqlite"))
+    for row in flights.to_dict("records"):
+        expected = EXPECTED[row["flight_id"]]
+        # the replay stopped at the last flight's prediction_ts; earlier instants read the history
+        values = online.for_flight(record_of(row), to_us(row["prediction_ts"]))
+        for name, want in expected.items():
+            if name not in values:
+                continue
+            got = values[name]
+            if name in FLOAT_COLUMNS and want is not None:
+                assert got == pytest.approx(want, abs=1e-12), (row["flight_id"], name)
+            else:
+                assert got == want, (row["flight_id"], name, got, want)
+
+    # the comparison itself: a wrong count and a wrong NULL show, float noise below the tolerance not
+    target, other = "AA-100-LGA-20130609", "B6-601-LGA-20130609"
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        flights = flight_records(con, flight_ids)
+        events = silver_events(con, flights["prediction_ts"].min() - pd.Timedelta(days=7), flights["prediction_ts"].max())
+        planes = plane_records(con)
+    flights.loc[flights["flight_id"] == target, "origin_departures_1h"] += 1  # gold says 4, online counts 3
+    flights.loc[flights["flight_id"] == target, "temp_f"] += 1e-12  # below the tolerance
+    flights.loc[flights["flight_id"] == other, "plane_seats"] = None  # a NULL where online has 20
+    scratch = SqliteOnlineStore(tmp_path / "scratch.sqlite")
+    scratch.put_records(PLANE, planes, group="all")
+    result = replay_and_compare(flights, events, scratch, tolerance=1e-9)
+    assert result.mismatches == {
+        target: {"origin_departures_1h": {"online": 3, "gold": 4}},
+        other: {"plane_seats": {"online": 20, "gold": None}},
+    }
+    assert result.mismatch_rate == pytest.approx(2 / 30)
+
+
+REAL_FIRST, REAL_LAST = "2013-07-01", "2013-07-07"
+
+
+def test_real_days_have_no_parity_mismatch(paths, land, run_days, settings):
+    """SPEC's real, dirty data over a week: 150 sampled flights a day (1,050) equal gold exactly."""
+    settings(online__parity__sample_size=150)
+    land(REAL_FIRST, REAL_LAST)
+    results = run_days(REAL_FIRST, REAL_LAST)
+    evaluations = _parity_evaluations(results)
+    assert len(evaluations) == 7
+    compared = sum(e.metadata["flights_compared"].value for e in evaluations)
+    mismatched = sum(e.metadata["flights_mismatched"].value for e in evaluations)
+    assert (compared, mismatched) == (1050, 0), [e.description for e in evaluations if not e.passed]
+    assert all(e.passed for e in evaluations)
