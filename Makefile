@@ -20,7 +20,7 @@ START ?= 2013-01-01
 END ?= 2013-12-31
 PYTEST_WORKERS ?= 2
 
-.PHONY: help uv setup manifest instance landing backfill validate run replay test bench mlflow screenshot clean
+.PHONY: help uv setup manifest instance landing backfill validate run replay test bench mlflow serve screenshot clean
 
 help:
 	@echo "make run                       set up, land 2013, materialize it, serve the UI on 127.0.0.1:3000"
@@ -28,6 +28,7 @@ help:
 	@echo "make backfill START=.. END=..  land and materialize a range of days headlessly"
 	@echo "make replay [SECONDS_PER_DAY=60] play 2013 back one landing day at a time; sensors drive the pipeline"
 	@echo "make mlflow                    the MLflow UI (models, versions, the champion) on 127.0.0.1:5000"
+	@echo "make serve                     the serving API on 127.0.0.1:8000, the speed layer replaying silver beside it"
 	@echo "TARMAC_INSTANCE=postgres make .. keep the Dagster instance in PostgreSQL instead of SQLite"
 
 uv:
@@ -72,9 +73,11 @@ replay: manifest instance
 test: validate
 	$(RUN) pytest -n $(PYTEST_WORKERS) -p no:cacheprovider
 
-# Figures, not pass/fail: the quality checks' cost on the materialized warehouse (run a backfill first).
+# Figures, not pass/fail, on the materialized warehouse (run a backfill first): the quality checks'
+# cost, then the real-time path: speed-layer events/s and the API's latency at a fixed request rate.
 bench: manifest
 	$(RUN) python -m bench.quality_checks
+	$(RUN) python -m bench.online
 
 # The MLflow UI over the data dir's tracking store and model registry (runs, versions, the champion).
 MLFLOW_PORT ?= 5000
@@ -82,6 +85,14 @@ mlflow: setup
 	@[ -f "$(TARMAC_DATA_DIR)/mlflow/mlflow.db" ] || { echo "no model registry in $(TARMAC_DATA_DIR)/mlflow: train a model first (make run, or make backfill)" >&2; exit 1; }
 	MLFLOW_DISABLE_TELEMETRY=true $(RUN) mlflow ui --backend-store-uri "sqlite:///$(TARMAC_DATA_DIR)/mlflow/mlflow.db" \
 	  --host 127.0.0.1 --port $(MLFLOW_PORT)
+
+# The serving API (one worker) on 127.0.0.1:$(SERVE_PORT). With the embedded event stream
+# (online.stream: replay) it also replays silver's days through the speed layer into the online
+# store; with Redis Streams the speed layer is `python -m resources.cli speed-layer --follow`.
+SERVE_PORT ?= 8000
+serve: manifest
+	@[ -f "$(TARMAC_DATA_DIR)/warehouse.duckdb" ] || { echo "no warehouse in $(TARMAC_DATA_DIR): materialize the days first (make backfill or make run)" >&2; exit 1; }
+	$(RUN) python -m serving --port $(SERVE_PORT)
 
 # The README's picture of the asset graph, from the instance in $(DAGSTER_HOME) (run `make run` or
 # `make backfill` first): headless Chromium renders the UI of a read-only webserver started for it.

@@ -61,7 +61,9 @@ def test_lookback_graph_is_the_one_the_dbt_models_declare():
     assert dg.AssetKey(["bronze", "flights"]) not in children  # bronze → silver is day for day
     mapping = graph.get_partition_mapping(gold, dg.AssetKey(["silver", "flights"]))
     assert mapping.start_offset == -10
-    assert daily_downstream(graph, [gold]) == [gold, dg.AssetKey(["gold", "training_set"])]
+    assert daily_downstream(graph, [gold]) == [
+        gold, dg.AssetKey(["gold", "training_set"]), dg.AssetKey(["online", "flight_features"])
+    ]
 
 
 def test_replay_clock_runs_one_day_per_interval():
