@@ -19,12 +19,12 @@ import yaml
 from assets.dbt_translator import TarmacDbtTranslator
 from assets.ml import feature_registry as registry_module
 from assets.ml.feature_registry import (
-    ENTITY_KEYS,
     LOCK_COMMAND,
     REGISTRY_PATH,
     FeatureRegistryError,
     categorical_features,
     definition_fingerprint,
+    entity_keys,
     feature_registry,
     feature_versions,
     features_fingerprint,
@@ -36,7 +36,7 @@ from assets.ml.feature_registry import (
     write_lock,
 )
 from assets.quality.contracts import UTC, GoldFlightFeatures, GoldTrainingSet, _bounded, _Contract
-from resources.dbt import manifest_path
+from resources.dbt import compiled_analysis, manifest_path
 from resources.settings import DBT_PROJECT_DIR
 
 SPEC_FEATURES = {
@@ -104,28 +104,28 @@ def test_the_gold_contract_generated_from_the_registry_is_the_expected_one():
 
 
 def test_windows_entities_and_sources_are_the_ones_the_sql_computes():
-    # wherever the feature SQL lives: the gold models or the macros they call
-    sql = "\n".join(
-        p.read_text(encoding="utf-8")
-        for p in sorted([*(DBT_PROJECT_DIR / "models" / "gold").glob("*.sql"), *(DBT_PROJECT_DIR / "macros").glob("*.sql")])
-    )
-    calls = re.findall(
-        r'as_of_window\(\s*"(\w+)",\s*\[([^\]]*)\],\s*\[[^\]]*\],\s*"(\d+) (hour|day)",\s*"([^"]*)"', sql
+    # the compiled SQL of gold's macro (the offline store's analysis): its windows are generated
+    # from the registry, and this reads back what was generated
+    sql = compiled_analysis("point_in_time_features")
+    passes = re.findall(
+        r"select flight_id, ([^\n]*)\n\s*from \(\n\s*select [^\n]*\n\s*from (\w+)\n.*?"
+        r"partition by ([\w, ]+)\n.*?interval (\d+) (minute|hour|day) - interval 1 microsecond",
+        sql, flags=re.S,
     )
     windowed = {}
-    for source, keys, amount, unit, aggregates in calls:
+    for aggregates, source, keys, amount, unit in passes:
         for name in re.findall(r"\bas (\w+)", aggregates):
-            window = timedelta(**{f"{unit}s": int(amount)})
-            windowed[name] = (source, tuple(re.findall(r'"(\w+)"', keys)), window)
+            windowed[name] = (source, tuple(k.strip() for k in keys.split(",")), timedelta(**{f"{unit}s": int(amount)}))
     registry = feature_registry()
     assert windowed == {
-        n: (f.source, ENTITY_KEYS[f.entity], f.window)
+        n: (f.source, entity_keys(f.entity), f.window)
         for n, f in registry.items() if f.aggregation in {"mean", "count", "rate"}
     }
-    dbt_vars = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text(encoding="utf-8"))["vars"]
     weather = [f for f in registry.values() if f.source == "weather"]
     assert len(weather) == 5
-    assert {f.window for f in weather} == {timedelta(minutes=dbt_vars["weather_max_age_minutes"])}
+    for f in weather:
+        hours = int(f.window.total_seconds() // 3600)
+        assert f"- interval {hours} hour\n        then lw.{f.value} end as {f.name}," in sql, f.name
 
 
 def test_the_lock_file_records_every_feature_version():

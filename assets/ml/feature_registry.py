@@ -32,14 +32,7 @@ LOCK_PATH = Path(__file__).with_name("feature_versions.lock.json")
 FEATURE_MODEL = "gold_flight_features"
 LOCK_COMMAND = "python -m resources.cli features --lock"
 
-# the key a feature's value is kept under online, by entity
-ENTITY_KEYS: dict[str, tuple[str, ...]] = {
-    "origin": ("origin",), "carrier": ("carrier",), "route": ("origin", "dest"),
-    "flight": ("flight_id",), "tailnum": ("tailnum",),
-}
 SOURCES = ("departures", "cancellations", "weather", "planes", "flight")
-# a `rate` is the share of its values at or above this: SPEC §3's "delayed" is 15 minutes late
-RATE_THRESHOLD = 15
 AGGREGATIONS = ("mean", "count", "rate", "latest", "static")
 DATA_TYPES = ("double", "bigint", "integer", "varchar")
 _WINDOW = re.compile(r"^(\d+)([mhd])$")
@@ -86,7 +79,40 @@ def format_window(window: timedelta | None) -> str:
     return f"{minutes // size}{unit}"
 
 
-def _definition(column: Mapping[str, Any], spec: Mapping[str, Any]) -> FeatureDefinition:
+@dataclass(frozen=True)
+class Vocabulary:
+    """What the definitions' words mean, from the feature model's meta: the columns each entity is
+    keyed by (online, and in the batch SQL's windows) and the threshold a `rate` counts from."""
+
+    entity_keys: dict[str, tuple[str, ...]]
+    rate_threshold: float
+
+
+def parse_vocabulary(document: Mapping[str, Any]) -> Vocabulary:
+    model = next((m for m in document.get("models") or [] if m.get("name") == FEATURE_MODEL), None)
+    meta = ((model or {}).get("config") or {}).get("meta") or {}
+    where = f"{REGISTRY_PATH.name}: model {FEATURE_MODEL}, config.meta"
+    entities, threshold = meta.get("feature_entities"), meta.get("rate_threshold")
+    if not isinstance(entities, Mapping) or not entities or not all(
+        isinstance(keys, list) and keys and all(isinstance(k, str) for k in keys) for keys in entities.values()
+    ):
+        raise FeatureRegistryError(f"{where}.feature_entities: {entities!r} is not a mapping of entity to key columns")
+    if not isinstance(threshold, int | float) or isinstance(threshold, bool):
+        raise FeatureRegistryError(f"{where}.rate_threshold: {threshold!r} is not a number")
+    return Vocabulary({name: tuple(keys) for name, keys in entities.items()}, threshold)
+
+
+@cache
+def vocabulary() -> Vocabulary:
+    return parse_vocabulary(yaml.safe_load(REGISTRY_PATH.read_text(encoding="utf-8")))
+
+
+def entity_keys(entity: str) -> tuple[str, ...]:
+    """The columns a feature of `entity` is keyed by."""
+    return vocabulary().entity_keys[entity]
+
+
+def _definition(column: Mapping[str, Any], spec: Mapping[str, Any], entities: Iterable[str]) -> FeatureDefinition:
     def fail(field: str, problem: str) -> FeatureRegistryError:
         return FeatureRegistryError(f"{REGISTRY_PATH.name}: feature {column['name']!r}, field {field!r}: {problem}")
 
@@ -94,7 +120,7 @@ def _definition(column: Mapping[str, Any], spec: Mapping[str, Any]) -> FeatureDe
         raise fail(missing[0], "is required")
     if unknown := sorted(spec.keys() - _REQUIRED - _OPTIONAL):
         raise fail(unknown[0], f"is not a feature field (known: {', '.join(sorted(_REQUIRED | _OPTIONAL))})")
-    for field, allowed in (("entity", tuple(ENTITY_KEYS)), ("source", SOURCES), ("aggregation", AGGREGATIONS)):
+    for field, allowed in (("entity", tuple(entities)), ("source", SOURCES), ("aggregation", AGGREGATIONS)):
         if spec[field] not in allowed:
             raise fail(field, f"{spec[field]!r} is not one of {', '.join(allowed)}")
     if column.get("data_type") not in DATA_TYPES:
@@ -151,6 +177,7 @@ def _bounds(raw: Any) -> tuple[float | None, float | None] | str | None:
 
 def parse_registry(document: Mapping[str, Any]) -> dict[str, FeatureDefinition]:
     """The features of a dbt properties document (the parsed `_gold.yml`), in column order."""
+    entities = parse_vocabulary(document).entity_keys
     registry: dict[str, FeatureDefinition] = {}
     for model in document.get("models") or []:
         for column in model.get("columns") or []:
@@ -164,7 +191,7 @@ def parse_registry(document: Mapping[str, Any]) -> dict[str, FeatureDefinition]:
                 raise FeatureRegistryError(f"{where}, field 'name': defined twice")
             if not isinstance(spec, Mapping):
                 raise FeatureRegistryError(f"{where}, field 'meta.feature': {spec!r} is not a mapping")
-            registry[name] = _definition(column, spec)
+            registry[name] = _definition(column, spec, entities)
     return registry
 
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from assets.ml.feature_registry import ENTITY_KEYS, RATE_THRESHOLD, FeatureDefinition, feature_registry
+from assets.ml.feature_registry import FeatureDefinition, entity_keys, feature_registry, vocabulary
 from assets.online.events import SOURCE_OF_KIND, Event
 
 WINDOW_AGGREGATIONS = ("mean", "count", "rate")
@@ -39,7 +39,7 @@ class FeatureChange(NamedTuple):
 def entity_key(entity: str, record: Mapping[str, Any]) -> str | None:
     """The key a feature of `entity` is kept under, from an event or flight record; None if a key
     field is unknown."""
-    parts = [record.get(name) for name in ENTITY_KEYS[entity]]
+    parts = [record.get(name) for name in entity_keys(entity)]
     return None if any(p is None for p in parts) else "|".join(str(p) for p in parts)
 
 
@@ -60,6 +60,7 @@ class _Window:
 
     def __post_init__(self) -> None:
         self.values = tuple(sorted({f.value for f in self.features if f.value is not None}))
+        self.threshold = vocabulary().rate_threshold
 
     def add(self, key: str, event: Event, sign: int) -> None:
         state = self.state.setdefault(key, [0.0] * (1 + 3 * len(self.values)))
@@ -69,7 +70,7 @@ class _Window:
             if value is not None:
                 state[1 + 3 * i] += sign * value
                 state[2 + 3 * i] += sign
-                state[3 + 3 * i] += sign * (value >= RATE_THRESHOLD)
+                state[3 + 3 * i] += sign * (value >= self.threshold)
 
     def current(self, key: str) -> dict[str, Any]:
         state = self.state.get(key)

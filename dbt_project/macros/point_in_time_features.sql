@@ -1,5 +1,7 @@
 {#- SPEC §3: every feature of a target flight as of its prediction_ts p, from events at or before p;
-    rolling windows are (p - w, p] (see the as_of_window macro). One definition for both consumers:
+    rolling windows are (p - w, p] (see the as_of_window macro). The rolling windows and the weather
+    features are generated from the feature registry (feature_registry.sql), as the speed layer's
+    are; the flight's and the plane's own attributes are the columns below. One definition for both consumers:
     gold.flight_features (the partition's flights at sched_dep_ts - horizon) and the offline store
     (any flights at any as-of times, through the analysis of the same name).
 
@@ -9,7 +11,6 @@
         obs_date that keep every event the targets' windows can reach. Keeping more changes nothing:
         a window only counts events in (p - w, p], and the weather is the latest observation <= p. -#}
 {% macro point_in_time_features(targets, flights_filter, weather_filter) %}
-{%- set weather_max_age = var("weather_max_age_minutes") | int -%}
 with targets as (
     {{ targets }}
 ),
@@ -28,25 +29,13 @@ cancellations as (
     {{ cancellation_events("history") }}
 ),
 
-origin_departures as (
-    {{ as_of_window("departures", ["origin"], ["dep_delay"], "1 hour",
-        "avg(dep_delay) over w as origin_dep_delay_avg_1h, count(dep_delay) over w as origin_departures_1h") }}
+{%- set window_groups = registry_window_groups() %}
+{%- for group in window_groups %}
+window_{{ loop.index }} as (
+    -- {{ group.source }} by {{ group.entity }}, ({{ "p - " ~ group.window }}, p]
+    {{ registry_window(group) }}
 ),
-
-origin_cancellations as (
-    {{ as_of_window("cancellations", ["origin"], ["is_cancellation"], "3 hour",
-        "count(is_cancellation) over w as origin_cancelled_3h") }}
-),
-
-carrier_departures as (
-    {{ as_of_window("departures", ["carrier"], ["dep_delay"], "24 hour",
-        "avg(dep_delay) over w as carrier_dep_delay_avg_24h") }}
-),
-
-route_departures as (
-    {{ as_of_window("departures", ["origin", "dest"], ["(dep_delay >= 15)::double as delayed_15"], "7 day",
-        "avg(delayed_15) over w as route_dep_delay15_rate_7d") }}
-),
+{% endfor %}
 
 weather as (
     {{ weather_observations(ref("silver_weather")) }}
@@ -54,9 +43,8 @@ weather as (
 ),
 
 latest_weather as (
-    -- the latest observation at or before p; too old (> max age) means unknown, not stale values
+    -- the latest observation at or before p (each weather feature's window says how old it may be)
     select t.flight_id,
-        w.event_ts >= t.prediction_ts - to_minutes({{ weather_max_age }}) as is_fresh,
         w.*
     from targets t
     asof left join weather w
@@ -75,23 +63,23 @@ select
     t.hour as dep_hour_local,
     isodow(t.flight_date) as day_of_week,
     t.month,
-    od.origin_dep_delay_avg_1h,
-    od.origin_departures_1h,
-    oc.origin_cancelled_3h,
-    cd.carrier_dep_delay_avg_24h,
-    rd.route_dep_delay15_rate_7d,
-    case when lw.is_fresh then lw.temp end as temp_f,
-    case when lw.is_fresh then lw.wind_speed end as wind_speed_mph,
-    case when lw.is_fresh then lw.visib end as visib_mi,
-    case when lw.is_fresh then lw.precip end as precip_in,
-    case when lw.is_fresh then lw.humid end as humid,
+    {#- weather: the latest observation at or before p, unknown (not stale values) once older than the window #}
+    {%- for feature in registry_features() if feature.aggregation in ("mean", "count", "rate", "latest") %}
+    {%- if feature.aggregation == "latest" %}
+    case when lw.event_ts >= t.prediction_ts - interval {{ registry_interval(feature.window) }}
+        then lw.{{ feature.value }} end as {{ feature.name }},
+    {%- else %}
+    {%- for group in window_groups %}{% if feature in group.features %}
+    window_{{ loop.index }}.{{ feature.name }},
+    {%- endif %}{% endfor %}
+    {%- endif %}
+    {%- endfor %}
     t.year - p.year as plane_age_years,
     p.seats as plane_seats
 from targets t
-join origin_departures od using (flight_id)
-join origin_cancellations oc using (flight_id)
-join carrier_departures cd using (flight_id)
-join route_departures rd using (flight_id)
+{%- for group in window_groups %}
+join window_{{ loop.index }} using (flight_id)
+{%- endfor %}
 join latest_weather lw using (flight_id)
 left join {{ ref("silver_planes") }} p on p.tailnum = t.tailnum
 {% endmacro %}
