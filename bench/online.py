@@ -1,0 +1,272 @@
+"""Benchmark: the real-time path (speed layer, online store, serving API). Prints figures only.
+
+    uv run python -m bench.online [--get-rate 200] [--get-seconds 10] [--post-rate 20] [--post-seconds 10]
+
+(1) Speed-layer throughput over silver's events of 2013-06-01..30 (loaded once), best of 3: the
+layer alone, then writing a scratch SQLite store, then a scratch Redis prefix. (2) Serving latency
+of GET /features/{id} and POST /predict on loopback against one uvicorn worker (a subprocess over a
+scratch store holding that replay and the flights of 06-08..06-30), at a fixed request rate.
+
+The load is open-loop: request i is due at start + i / rate whatever happened to earlier ones, and
+its latency runs from that *scheduled* time to its response. Timing from the actual send would hide
+coordinated omission: when the server stalls, a closed-loop client sends less and its queued
+requests' waits vanish from the percentiles. Here a stall shows up in every request it delays.
+The load generator shares the machine (and its CPUs) with the server.
+"""
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import queue
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from assets.online.batch import flight_records, plane_records
+from assets.online.events import replay_silver, to_us
+from assets.online.retrieval import FLIGHT, PLANE
+from assets.online.runner import local_day_bounds, run_speed_layer
+from assets.online.speed_layer import SpeedLayer
+from assets.online.store import RedisOnlineStore, SqliteOnlineStore
+from resources.quality_settings import load_settings
+from resources.settings import TarmacPaths
+from resources.warehouse import read_only
+
+ROOT = Path(__file__).resolve().parent.parent
+START_DAY, END_DAY, FIRST_SERVED, FLIGHTS_END = "2013-06-01", "2013-06-30", "2013-06-08", "2013-07-01"
+POST_FIELDS = ("carrier", "flight", "origin", "dest", "sched_dep_ts", "tailnum", "distance")
+
+
+def serve(backend: str, target: str, port: int, redis_url: str) -> None:
+    """The server subprocess: the API over the given store, as `python -m serving` runs it."""
+    import uvicorn
+
+    from serving.api import create_app
+
+    store = SqliteOnlineStore(target) if backend == "sqlite" else RedisOnlineStore.from_url(redis_url, target)
+    uvicorn.run(create_app(store=store), host="127.0.0.1", port=port, workers=1, log_level="info")
+
+
+def redis_unreachable(url: str) -> str | None:
+    try:
+        import redis
+
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+        return None
+    except Exception as error:  # noqa: BLE001 - any reason is printed
+        return f"Redis at {url} unreachable ({type(error).__name__}: {error})"
+
+
+def throughput(events, start_us: int, end_us: int, redis_url: str, tmp: Path) -> list[tuple[str, str]]:
+    def alone() -> float:
+        began = time.perf_counter()
+        layer = SpeedLayer()
+        layer.apply_all(events)
+        layer.drain()
+        return time.perf_counter() - began
+
+    def into(open_store) -> float:
+        store = open_store()
+        try:
+            return run_speed_layer([events], store, start_us=start_us, end_us=end_us, flush_every=5000).seconds
+        finally:
+            store.clear()
+            store.close()
+
+    best = lambda fn: min(fn() for _ in range(3))  # noqa: E731
+    reason = redis_unreachable(redis_url)
+    rows = [("(a) speed layer alone", best(alone), ""),
+            ("(b) -> SQLite store", best(lambda: into(
+                lambda: SqliteOnlineStore(tmp / f"throughput-{uuid.uuid4().hex[:8]}.sqlite"))), ""),
+            ("(c) -> Redis store", None if reason else best(lambda: into(
+                lambda: RedisOnlineStore.from_url(redis_url, f"tarmac-bench-{uuid.uuid4().hex[:8]}"))), reason)]
+    print(f"\n1. speed-layer throughput, {len(events):,} events of {START_DAY}..{END_DAY}, best of 3")
+    print(f"   {'':24s} {'events':>8s} {'seconds':>8s} {'events/s':>10s} {'time vs (a)':>12s}")
+    for label, seconds, why in rows:
+        if seconds is None:
+            print(f"   {label:24s} skipped: {why}")
+        else:
+            print(f"   {label:24s} {len(events):8,d} {seconds:8.3f} {len(events) / seconds:10,.0f} "
+                  f"{seconds / rows[0][1]:11.2f}x")
+    return [(label, "skipped" if s is None else f"{len(events) / s:,.0f} events/s, {s / rows[0][1]:.2f}x the time of (a)")
+            for label, s, _ in rows]
+
+
+def fill_store(store, events, start_us: int, end_us: int, planes: dict, flights: dict) -> None:
+    run_speed_layer([events], store, start_us=start_us, end_us=end_us, flush_every=5000)
+    store.put_records(PLANE, planes, group="all")
+    for day in sorted({r["flight_date"] for r in flights.values()}):
+        store.put_records(FLIGHT, {k: r for k, r in flights.items() if r["flight_date"] == day}, group=day)
+
+
+def send(con: http.client.HTTPConnection, method: str, path: str, body: bytes | None = None):
+    """One request on a keep-alive connection; reconnects once if the server had closed it."""
+    for attempt in (0, 1):
+        try:
+            con.request(method, path, body=body, headers={"Content-Type": "application/json"} if body else {})
+            response = con.getresponse()
+            return response.status, response.read()
+        except (http.client.HTTPException, OSError) as error:
+            con.close()
+            if attempt:
+                return type(error).__name__, str(error).encode()
+
+
+@contextmanager
+def server(backend: str, target: str, redis_url: str, tmp: Path):
+    with socket.socket() as probe:  # a free port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    log_path = tmp / f"server-{backend}.log"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "bench.online", "--serve", backend, target, str(port),
+                                 "--redis-url", redis_url], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline, health = time.monotonic() + 180, None
+        while health is None:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the {backend} server did not come up:\n{log_path.read_text()[-3000:]}")
+            con = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            status, body = send(con, "GET", "/health")
+            con.close()
+            health = json.loads(body) if status == 200 else time.sleep(0.2)
+        yield port, health
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def open_loop(port: int, requests: list, rate: float, seconds: float, connections: int) -> dict:
+    """rate * seconds requests, request i due at start + i / rate, sent over `connections`
+    keep-alive connections; latency from the due time to the response's last byte."""
+    jobs: queue.SimpleQueue = queue.SimpleQueue()
+    results: list[tuple[float, float, object, bytes]] = []  # (due, done, status, body)
+
+    def worker() -> None:
+        con = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        while (job := jobs.get()) is not None:
+            due, (method, path, body) = job
+            status, data = send(con, method, path, body)
+            results.append((due, time.perf_counter(), status, data))
+        con.close()
+
+    threads = [threading.Thread(target=worker, daemon=True) for _ in range(connections)]
+    for thread in threads:
+        thread.start()
+    start = time.perf_counter() + 0.1
+    for i in range(int(rate * seconds)):
+        due = start + i / rate
+        if (wait := due - time.perf_counter()) > 0:
+            time.sleep(wait)
+        jobs.put((due, requests[i % len(requests)]))
+    for thread in threads:
+        jobs.put(None)
+    for thread in threads:
+        thread.join()
+    ms = np.array([(done - due) * 1000 for due, done, _, _ in results])
+    return {"n": len(results), "rate": len(results) / (max(r[1] for r in results) - start),
+            **{f"p{p}": float(np.percentile(ms, p)) for p in (50, 90, 99)}, "max": float(ms.max()),
+            "errors": [(status, data[:200]) for _, _, status, data in results if status != 200]}
+
+
+def latency(backend: str, target: str, redis_url: str, tmp: Path, served: list, args) -> list[tuple[str, str]]:
+    with server(backend, target, redis_url, tmp) as (port, health):
+        print(f"\n2. serving latency, {backend} store, one uvicorn worker on 127.0.0.1:{port} "
+              f"(watermark {health['watermark']}, {health['flights']:,} flights, model {health['model']})")
+        gets = [("GET", f"/features/{r['flight_id']}", None) for r in served]
+        posts = [("POST", "/predict", json.dumps({k: r[k] for k in POST_FIELDS}).encode()) for r in served]
+        con = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        sources = [json.loads(send(con, *request)[1]).get("source") for request in gets[:20]]
+        warm = [send(con, *request)[0] for request in posts[:20]]
+        con.close()
+        print(f"   warm-up (not timed): GET sources {dict((s, sources.count(s)) for s in set(sources))}, "
+              f"POST statuses {dict((s, warm.count(s)) for s in set(warm))}")
+        rows = []
+        for name, requests, rate, seconds in (("GET /features", gets, args.get_rate, args.get_seconds),
+                                              ("POST /predict", posts, args.post_rate, args.post_seconds)):
+            r = open_loop(port, requests, rate, seconds, args.connections)
+            print(f"   {name:14s} target {rate:g}/s x {seconds:g} s: achieved {r['rate']:.1f}/s, n={r['n']}, "
+                  f"p50 {r['p50']:.1f} ms, p90 {r['p90']:.1f} ms, p99 {r['p99']:.1f} ms, max {r['max']:.1f} ms, "
+                  f"non-200: {len(r['errors'])}")
+            for status, data in r["errors"][:5]:
+                print(f"      {status}: {data!r}")
+            rows.append((f"{backend} {name} at {rate:g}/s", f"{r['rate']:6.1f}/s achieved, p50 {r['p50']:7.1f} ms, "
+                         f"p99 {r['p99']:7.1f} ms, max {r['max']:7.1f} ms, {len(r['errors'])} non-200"))
+        return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.online", description=__doc__.splitlines()[0])
+    parser.add_argument("--get-rate", type=float, default=200.0, help="GET /features requests per second")
+    parser.add_argument("--get-seconds", type=float, default=10.0)
+    # one worker scores about 35 single-row predictions a second here: 20/s measures latency, not a queue
+    parser.add_argument("--post-rate", type=float, default=20.0, help="POST /predict requests per second")
+    parser.add_argument("--post-seconds", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=32, help="keep-alive connections of the load generator")
+    parser.add_argument("--redis-url", default=load_settings().online.with_environment().redis_url)
+    parser.add_argument("--serve", nargs=3, metavar=("BACKEND", "TARGET", "PORT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        return serve(args.serve[0], args.serve[1], int(args.serve[2]), args.redis_url)
+
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"machine: {os.cpu_count()} CPUs ({cpus} usable), Python {platform.python_version()} "
+          f"({platform.python_implementation()}), {platform.system()} {platform.machine()}")
+    warehouse = TarmacPaths.from_env().warehouse
+    start, end = local_day_bounds(START_DAY, END_DAY)
+    start_us, end_us = to_us(start), to_us(end)
+    events = replay_silver(warehouse, start, end)
+    with tempfile.TemporaryDirectory(prefix="tarmac-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        summary = throughput(events, start_us, end_us, args.redis_url, tmp)
+
+        with read_only(warehouse) as con:
+            planes, flights = plane_records(con), flight_records(con, FIRST_SERVED, FLIGHTS_END)
+        exact_from = start_us + SpeedLayer().max_window_us  # the store's values are exact from here on
+        served = [r for r in flights.values() if exact_from <= to_us(pd.Timestamp(r["prediction_ts"])) <= end_us]
+        random.Random(13).shuffle(served)
+        print(f"\nrequests drawn from {len(served):,} of {len(flights):,} flights of {FIRST_SERVED}..{END_DAY} "
+              f"(prediction_ts in the replay, after its first {(exact_from - start_us) / 86_400e6:g} days)")
+
+        path = tmp / "serving.sqlite"
+        store = SqliteOnlineStore(path)
+        fill_store(store, events, start_us, end_us, planes, flights)
+        store.close()
+        summary += latency("sqlite", str(path), args.redis_url, tmp, served, args)
+
+        if reason := redis_unreachable(args.redis_url):
+            print(f"\n2. serving latency, redis store: skipped: {reason}")
+            summary.append(("redis serving latency", "skipped"))
+        else:
+            store = RedisOnlineStore.from_url(args.redis_url, f"tarmac-bench-{uuid.uuid4().hex[:8]}")
+            try:
+                fill_store(store, events, start_us, end_us, planes, flights)
+                summary += latency("redis", store.prefix, args.redis_url, tmp, served, args)
+            finally:
+                store.clear()
+                store.close()
+
+    print("\nsummary")
+    for label, figures in summary:
+        print(f"   {label:30s} {figures}")
+
+
+if __name__ == "__main__":
+    main()
