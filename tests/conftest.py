@@ -79,6 +79,43 @@ def pg_database() -> Iterator[tuple[str, str]]:
             conn.close()
 
 
+REDIS_URL = os.environ.get("TARMAC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def redis_client():
+    """A client of the Redis server (TARMAC_TEST_REDIS_URL); tests keep their keys under a prefix of
+    their own and delete them."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+        reachable, reason = True, ""
+    except redis.RedisError as error:
+        reachable, reason = False, f"{REDIS_URL}: {error}"
+    require_service("Redis", reachable, reason)
+    yield client
+    client.close()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def online_store(request: pytest.FixtureRequest, tmp_path: Path):
+    """An empty online store of each backend: a SQLite file, or a key prefix of this test's on the
+    Redis server, checked empty and gone afterwards."""
+    from assets.online.store import RedisOnlineStore, SqliteOnlineStore
+
+    if request.param == "sqlite":
+        store = SqliteOnlineStore(tmp_path / "online.sqlite")
+    else:
+        store = RedisOnlineStore(request.getfixturevalue("redis_client"), f"tarmac-test-{secrets.token_hex(5)}")
+    yield store
+    store.clear()
+    if store.backend == "redis":
+        assert not list(store.client.scan_iter(match=f"{store.prefix}:*")), "the test left keys behind"
+    store.close()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     manifest_path()  # a clear error up front if set-up did not build the manifest
 

@@ -19,7 +19,6 @@ from assets.online.speed_layer import SpeedLayer
 from assets.online.store import RedisOnlineStore, SqliteOnlineStore
 from resources.online_settings import OnlineSettings
 from serving.api import create_app
-from tests.conftest import require_service
 
 MIN = 60_000_000
 SCHED = pd.Timestamp("2013-06-09 16:30", tz="UTC")  # 12:30 in New York
@@ -51,36 +50,17 @@ RECORD = {
 START, END = P - 8 * 24 * 60 * MIN, P + 60 * MIN  # values are exact from START + 7 days on
 
 
-def _redis_client():
-    import redis
-
-    client = redis.Redis.from_url("redis://127.0.0.1:6379/0", socket_connect_timeout=2)
-    try:
-        client.ping()
-        reachable, reason = True, ""
-    except redis.RedisError as error:
-        reachable, reason = False, str(error)
-    require_service("Redis", reachable, reason)
-    return client
-
-
-@pytest.fixture(params=["sqlite", "redis"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        store = SqliteOnlineStore(tmp_path / "online.sqlite")
-    else:
-        store = RedisOnlineStore(_redis_client(), f"tarmac-test-{uuid.uuid4().hex[:10]}")
+@pytest.fixture
+def store(online_store):
+    """Both backends, holding EVENTS' windows, the plane, the flight and an older one."""
+    store = online_store
     run_speed_layer([EVENTS], store, start_us=START, end_us=END)
     store.put_records(PLANE, {"N100AA": {"year": 2003, "seats": 150}}, group="all")
     old = {**RECORD, "flight_id": "AA-100-LGA-20130531", "flight_date": "2013-05-31",
            "prediction_ts": "2013-05-31T14:30:00+00:00", "batch": {"origin_departures_1h": 7}}
     store.put_records(FLIGHT, {FLIGHT_ID: RECORD}, group="2013-06-09")
     store.put_records(FLIGHT, {old["flight_id"]: old}, group="2013-05-31")
-    yield store
-    store.clear()
-    if store.backend == "redis":
-        assert not list(store.client.scan_iter(match=f"{store.prefix}:*")), "the test left keys behind"
-    store.close()
+    return store
 
 
 @pytest.fixture
@@ -185,8 +165,8 @@ def test_predict_without_a_champion_is_unavailable(client):
     assert response.status_code == 503 and "champion" in response.json()["detail"]
 
 
-def test_redis_stream_feeds_the_same_values_as_the_in_process_replay(tmp_path):
-    client = _redis_client()
+def test_redis_stream_feeds_the_same_values_as_the_in_process_replay(redis_client, tmp_path):
+    client = redis_client
     prefix = f"tarmac-test-{uuid.uuid4().hex[:10]}"
     stream = RedisEventStream(client, f"{prefix}:events")
     redis_store = RedisOnlineStore(client, prefix)

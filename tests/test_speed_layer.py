@@ -3,16 +3,11 @@ out-of-order events, and the online store's step-function reads, on both backend
 
 from __future__ import annotations
 
-import uuid
-
 import pandas as pd
-import pytest
 
 from assets.online.events import Event, to_us
 from assets.online.runner import run_speed_layer
 from assets.online.speed_layer import SpeedLayer
-from assets.online.store import RedisOnlineStore, SqliteOnlineStore
-from tests.conftest import require_service
 
 MIN = 60_000_000
 T0 = to_us(pd.Timestamp("2013-06-09 12:00", tz="UTC"))
@@ -89,29 +84,8 @@ def test_a_cancellation_counts_at_its_scheduled_time_and_unknown_keys_are_skippe
     assert values_at(changes, "carrier_dep_delay_avg_24h", "AA", T0 + MIN) == 5.0
 
 
-@pytest.fixture(params=["sqlite", "redis"])
-def store(request, tmp_path):
-    if request.param == "sqlite":
-        store = SqliteOnlineStore(tmp_path / "online.sqlite")
-    else:
-        import redis
-
-        client = redis.Redis.from_url("redis://127.0.0.1:6379/0", socket_connect_timeout=2)
-        try:
-            client.ping()
-            reachable, reason = True, ""
-        except redis.RedisError as error:
-            reachable, reason = False, str(error)
-        require_service("Redis", reachable, reason)
-        store = RedisOnlineStore(client, f"tarmac-test-{uuid.uuid4().hex[:10]}")
-    yield store
-    store.clear()
-    if store.backend == "redis":
-        assert not list(store.client.scan_iter(match=f"{store.prefix}:*")), "the test left keys behind"
-    store.close()
-
-
-def test_stores_read_the_step_function_and_trim_to_the_value_in_force(store):
+def test_stores_read_the_step_function_and_trim_to_the_value_in_force(online_store):
+    store = online_store
     events = [departure(m, float(m)) for m in range(0, 600, 20)]
     report = run_speed_layer([events], store, start_us=T0 - 1, end_us=T0 + 600 * MIN, flush_every=7)
     assert report.events == len(events)
@@ -126,7 +100,8 @@ def test_stores_read_the_step_function_and_trim_to_the_value_in_force(store):
     assert store.coverage().retained_from_us == T0 + 300 * MIN
 
 
-def test_store_records_are_replaced_per_group(store):
+def test_store_records_are_replaced_per_group(online_store):
+    store = online_store
     store.put_records("flight", {"A": {"n": 1}, "B": {"n": 2}}, group="2013-06-09")
     store.put_records("flight", {"C": {"n": 3}}, group="2013-06-10")
     store.put_records("flight", {"A": {"n": 10}}, group="2013-06-09")  # a re-run of the day
