@@ -55,10 +55,10 @@ class _Window:
     entity: str
     width_us: int
     features: list[FeatureDefinition]
-    values: tuple[str, ...] = ()
     state: dict[str, list[float]] = field(default_factory=dict)  # key -> [n, (sum, n, hits) per value]
 
     def __post_init__(self) -> None:
+        self.fields = entity_keys(self.entity)
         self.values = tuple(sorted({f.value for f in self.features if f.value is not None}))
         self.threshold = vocabulary().rate_threshold
 
@@ -100,6 +100,9 @@ class _Latest:
     features: list[FeatureDefinition]
     state: dict[str, tuple[int, Event]] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self.fields = entity_keys(self.entity)
+
     def current(self, key: str, at_us: int) -> dict[str, Any]:
         observed = self.state.get(key)
         fresh = observed is not None and observed[0] >= at_us - self.max_age_us
@@ -120,18 +123,16 @@ class SpeedLayer:
 
     def __init__(self, registry: Mapping[str, FeatureDefinition] | None = None):
         registry = feature_registry() if registry is None else registry
-        windows: dict[tuple, _Window] = {}
-        latest: dict[tuple, _Latest] = {}
+        windows: dict[tuple, list[FeatureDefinition]] = {}
+        latest: dict[tuple, list[FeatureDefinition]] = {}
         for feature in registry.values():
-            if feature.aggregation in WINDOW_AGGREGATIONS:
-                group = (feature.source, feature.entity, _us(feature.window))
-                windows.setdefault(group, _Window(*group, features=[])).features.append(feature)
-            elif feature.aggregation == "latest":
-                group = (feature.source, feature.entity, _us(feature.window))
-                latest.setdefault(group, _Latest(*group, features=[])).features.append(feature)
-        for window in windows.values():
-            window.__post_init__()
-        self._groups: list[_Window | _Latest] = [*windows.values(), *latest.values()]
+            if feature.aggregation in (*WINDOW_AGGREGATIONS, "latest"):
+                groups = windows if feature.aggregation in WINDOW_AGGREGATIONS else latest
+                groups.setdefault((feature.source, feature.entity, _us(feature.window)), []).append(feature)
+        self._groups: list[_Window | _Latest] = [
+            *(_Window(*group, features=features) for group, features in windows.items()),
+            *(_Latest(*group, features=features) for group, features in latest.items()),
+        ]
         self._by_source: dict[str, list[int]] = {}
         for index, group in enumerate(self._groups):
             self._by_source.setdefault(group.source, []).append(index)
@@ -153,12 +154,12 @@ class SpeedLayer:
         else:
             self.stats.late_events += 1
             at = self.watermark_us
-        record = event._asdict()
         for index in self._by_source.get(SOURCE_OF_KIND[event.kind], ()):
             group = self._groups[index]
-            key = entity_key(group.entity, record)
-            if key is None:
-                continue
+            parts = [getattr(event, name) for name in group.fields]
+            if None in parts:
+                continue  # an event without the entity's key (no dest, say) has no value for it
+            key = "|".join(parts)
             if isinstance(group, _Window):
                 expires = event.ts_us + group.width_us
                 if expires <= at:
