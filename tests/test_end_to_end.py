@@ -145,10 +145,13 @@ def test_backfill_sensors_and_propagation_against_a_running_dagster(dagster_dev)
     assert status == "COMPLETED_SUCCESS", server.log_tail()
     runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
     assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
-    # as few runs as the backfill policies allow: the reference tables and bronze+silver for the 7
-    # days have no dependency, so they run side by side; gold reads both, so it runs after them
+    # as few runs as the backfill policies allow: the reference tables (with the online planes) and
+    # bronze+silver for the 7 days have no dependency, so they run side by side; gold reads both, so
+    # it runs after them, with the online load of its days
     shapes = sorted((r.tags.get("dagster/asset_partition_range_start", "unpartitioned"), _layers(r)) for r in runs)
-    assert shapes == [(days[0], "bronze+silver"), (days[0], "gold"), ("unpartitioned", "bronze+silver")], shapes
+    assert shapes == [
+        (days[0], "bronze+silver"), (days[0], "gold+online"), ("unpartitioned", "bronze+online+silver")
+    ], shapes
     for key in _daily_assets():
         assert set(days) <= instance.get_materialized_partitions(key), key
     # every blocking check was evaluated for every day (or table, if unpartitioned) and passed
@@ -191,7 +194,8 @@ def test_backfill_sensors_and_propagation_against_a_running_dagster(dagster_dev)
     later = days_between("2013-03-04", NEW_DAY)
     expected = Counter(
         [(key, CORRECTED_DAY) for key in ("bronze/flights", "silver/flights", "silver/quarantine", "silver/load_audit")]
-        + [(key, day) for key in ("gold/flight_features", "gold/training_set") for day in [CORRECTED_DAY, *later]]
+        + [(key, day) for key in ("gold/flight_features", "gold/training_set", "online/flight_features")
+           for day in [CORRECTED_DAY, *later]]
     )
     assert _materialized_since(instance, before) == expected
     triggers = Counter(r.tags.get(TRIGGER) for r in _pipeline_runs(instance) if r.tags.get(TRIGGER))

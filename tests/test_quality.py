@@ -62,7 +62,8 @@ def test_real_data_the_1048_mph_wind_is_caught_and_null_rates_are_recorded(paths
     assert [d for d, _ in rows] == ["2013-02-11", "2013-02-12"]
     assert rows[1][1] == pytest.approx(1 / 72)  # the nulled 1,048 mph reading, out of 72 observations
     checks = {c for (c,) in metrics(paths, "select distinct check_name from check_metrics", [])}
-    assert checks == {"schema", "freshness", "missing_values", "value_ranges", "drift", "correlation"}
+    assert checks == {"schema", "freshness", "missing_values", "value_ranges", "drift", "correlation",
+                      "training_serving_parity"}
 
 
 def test_june_drifts_against_a_spring_reference(paths, land, run_days, settings):
