@@ -186,18 +186,33 @@ return 0
 """
 
 
+# Records changes: KEYS[1] is the set of history keys, KEYS[2..] the changes' sorted sets, ARGV a
+# (score, member) pair per change. One value per instant: a rewrite of an instant replaces it.
+_WRITE_SCRIPT = """
+for i = 2, #KEYS do
+    local score, member = ARGV[2 * i - 3], ARGV[2 * i - 2]
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], score, score)
+    redis.call('ZADD', KEYS[i], score, member)
+    redis.call('SADD', KEYS[1], KEYS[i])
+end
+return #KEYS - 1
+"""
+
+
 class RedisOnlineStore(OnlineStore):
     """Keys under `prefix`: `h:<feature>:<entity key>` (a sorted set of "<as_of_us>:<json value>"
     scored by as_of_us), `r:<entity>:<key>` (a record as JSON), `rgroup:<entity>:<group>` and
     `rkeys:<entity>` (sets of record keys), `hkeys` (the set of history keys) and `meta` (a hash)."""
 
     backend = "redis"
+    WRITE_CHUNK = 2000  # changes per script call: short enough not to hold the server up
 
     def __init__(self, client, prefix: str):
         if not prefix or prefix.endswith(":") or "*" in prefix:
             raise ValueError(f"key prefix {prefix!r}: give a name such as 'tarmac' (no trailing ':', no '*')")
         self.client, self.prefix = client, prefix
         self._trim = client.register_script(_TRIM_SCRIPT)
+        self._write = client.register_script(_WRITE_SCRIPT)
 
     @classmethod
     def from_url(cls, url: str, prefix: str) -> "RedisOnlineStore":
@@ -223,18 +238,13 @@ class RedisOnlineStore(OnlineStore):
         pipe.execute()
 
     def write(self, changes: Sequence[FeatureChange], watermark_us: int) -> None:
-        pipe = self.client.pipeline(transaction=True)
-        keys = set()
-        for change in changes:
-            key = self._history_key(change.feature, change.entity_key)
-            keys.add(key)
-            # one value per instant: a rewrite of the same instant replaces it
-            pipe.zremrangebyscore(key, change.as_of_us, change.as_of_us)
-            pipe.zadd(key, {f"{change.as_of_us}:{json.dumps(change.value)}": change.as_of_us})
-        if keys:
-            pipe.sadd(f"{self.prefix}:hkeys", *keys)
-        pipe.hset(self._meta(), "watermark_us", watermark_us)
-        pipe.execute()
+        # server-side, a chunk at a time: one command per chunk instead of three per change
+        for start in range(0, len(changes), self.WRITE_CHUNK):
+            chunk = changes[start:start + self.WRITE_CHUNK]
+            keys = [self._history_key(c.feature, c.entity_key) for c in chunk]
+            members = [arg for c in chunk for arg in (c.as_of_us, f"{c.as_of_us}:{json.dumps(c.value)}")]
+            self._write(keys=[f"{self.prefix}:hkeys", *keys], args=members)
+        self.client.hset(self._meta(), "watermark_us", watermark_us)
 
     def read(self, slots: Sequence[Slot], as_of_us: int) -> dict[Slot, Any]:
         pipe = self.client.pipeline(transaction=False)
