@@ -9,10 +9,9 @@ fills it from silver) and the speed layer reads in order.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import duckdb
 import pandas as pd
@@ -54,10 +53,6 @@ def to_us(ts: datetime | pd.Timestamp) -> int:
 
 def from_us(us: int) -> pd.Timestamp:
     return pd.Timestamp(us * 1000, tz="UTC")
-
-
-def _clean(value: Any) -> Any:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
 
 
 def events_from_frame(frame: pd.DataFrame) -> list[Event]:
