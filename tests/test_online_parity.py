@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from assets.online.events import silver_events, to_us
-from assets.online.parity import PARITY_CHECK, flight_records, parity_for_flights, record_of, replay_and_compare
-from assets.online.batch import plane_records
+from assets.online.batch import flight_records, plane_records
+from assets.online.parity import PARITY_CHECK, parity_for_flights, replay_and_compare
 from assets.online.retrieval import PLANE, OnlineFeatures
 from assets.online.store import SqliteOnlineStore
 from tests.test_features import EXPECTED, FIRST_DAY, FLOAT_COLUMNS, LAST_DAY, _land_scenario
@@ -44,34 +44,35 @@ def test_crafted_edge_cases_online_equal_gold_and_hand_arithmetic_and_a_wrong_va
     store = SqliteOnlineStore(tmp_path / "online.sqlite")
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
         result = parity_for_flights(con, flight_ids, store, tolerance=0.0)  # exact here
-        flights = flight_records(con, list(EXPECTED))
+        targets = flight_records(con, flight_ids=list(EXPECTED))
     assert sorted(result.flights) == flight_ids
     assert result.mismatches == {}, result.examples()
 
     # and against the hand-computed values: each target's vector read back as of its prediction_ts
     online = OnlineFeatures(SqliteOnlineStore(tmp_path / "online.sqlite"))
-    for row in flights.to_dict("records"):
-        expected = EXPECTED[row["flight_id"]]
+    for record in targets.values():
+        expected = EXPECTED[record["flight_id"]]
         # the replay stopped at the last flight's prediction_ts; earlier instants read the history
-        values = online.for_flight(record_of(row), to_us(row["prediction_ts"]))
+        values = online.for_flight(record, to_us(pd.Timestamp(record["prediction_ts"])))
         for name, want in expected.items():
             if name not in values:
                 continue
             got = values[name]
             if name in FLOAT_COLUMNS and want is not None:
-                assert got == pytest.approx(want, abs=1e-12), (row["flight_id"], name)
+                assert got == pytest.approx(want, abs=1e-12), (record["flight_id"], name)
             else:
-                assert got == want, (row["flight_id"], name, got, want)
+                assert got == want, (record["flight_id"], name, got, want)
 
     # the comparison itself: a wrong count and a wrong NULL show, float noise below the tolerance not
     target, other = "AA-100-LGA-20130609", "B6-601-LGA-20130609"
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
-        flights = flight_records(con, flight_ids)
-        events = silver_events(con, flights["prediction_ts"].min() - pd.Timedelta(days=7), flights["prediction_ts"].max())
+        flights = flight_records(con, flight_ids=flight_ids)
+        times = [pd.Timestamp(r["prediction_ts"]) for r in flights.values()]
+        events = silver_events(con, min(times) - pd.Timedelta(days=7), max(times))
         planes = plane_records(con)
-    flights.loc[flights["flight_id"] == target, "origin_departures_1h"] += 1  # gold says 4, online counts 3
-    flights.loc[flights["flight_id"] == target, "temp_f"] += 1e-12  # below the tolerance
-    flights.loc[flights["flight_id"] == other, "plane_seats"] = None  # a NULL where online has 20
+    flights[target]["batch"]["origin_departures_1h"] += 1  # gold says 4, online counts 3
+    flights[target]["batch"]["temp_f"] += 1e-12  # below the tolerance
+    flights[other]["batch"]["plane_seats"] = None  # a NULL where online has 20
     scratch = SqliteOnlineStore(tmp_path / "scratch.sqlite")
     scratch.put_records(PLANE, planes, group="all")
     result = replay_and_compare(flights, events, scratch, tolerance=1e-9)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import duckdb
@@ -21,18 +22,28 @@ def plane_records(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
     return {tailnum: dict(zip(columns, values)) for tailnum, *values in rows}
 
 
-def flight_records(con: duckdb.DuckDBPyConnection, start: str, end: str) -> dict[str, dict[str, Any]]:
-    """The flights of the local days [start, end): silver's attributes, gold's prediction_ts and,
-    under `batch`, gold's feature vector (as of prediction_ts)."""
+def flight_records(
+    con: duckdb.DuckDBPyConnection,
+    start: str | None = None,
+    end: str | None = None,
+    flight_ids: Sequence[str] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """The flights of the local days [start, end), or the given flights: silver's attributes,
+    gold's prediction_ts and, under `batch`, gold's feature vector (as of prediction_ts)."""
     con.execute("set TimeZone = 'UTC'")
     names = list(feature_registry())
     attributes = ", ".join(f"f.{c}" for c in FLIGHT_ATTRIBUTES)
     features = ", ".join(f"g.{n} as batch_{n}" for n in names)
+    if flight_ids is None:
+        where, parameters = "f.flight_date >= ? and f.flight_date < ?", [start, end]
+    else:
+        where, parameters = "f.flight_id in (select unnest(?))", [list(flight_ids)]
     cursor = con.execute(f"""
         select {attributes}, g.prediction_ts, {features}
         from silver.flights f join gold.flight_features g using (flight_id)
-        where f.flight_date >= ? and f.flight_date < ?
-    """, [start, end])
+        where {where}
+        order by g.prediction_ts, f.flight_id
+    """, parameters)
     columns = [d[0] for d in cursor.description]
     records = {}
     for row in cursor.fetchall():

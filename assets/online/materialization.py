@@ -12,6 +12,7 @@ import dagster as dg
 from assets.online.batch import flight_records, plane_records
 from assets.online.retrieval import FLIGHT, PLANE, open_online_store
 from assets.partitions import daily_partitions
+from resources.landing_zone import days_between
 from resources.quality_settings import load_settings
 from resources.settings import TarmacPaths
 from resources.warehouse import WAREHOUSE_POOL, read_only
@@ -70,7 +71,8 @@ def online_flight_features(context: dg.AssetExecutionContext) -> dg.MaterializeR
         by_day.setdefault(record["flight_date"], {})[flight_id] = record
     store = open_online_store(load_settings().online, paths)
     try:
-        for day in _days(start, end):
+        last = (date.fromisoformat(end) - timedelta(days=1)).isoformat()  # the window ends before `end`
+        for day in days_between(start, last):
             store.put_records(FLIGHT, by_day.get(day, {}), group=day)
         metadata = {"tarmac/window": dg.MetadataValue.text(f"[{start}, {end})"),
                     "tarmac/window_row_count": dg.MetadataValue.int(len(records)), **_store_metadata(store)}
@@ -81,8 +83,3 @@ def online_flight_features(context: dg.AssetExecutionContext) -> dg.MaterializeR
     finally:
         store.close()
 
-
-def _days(start: str, end: str) -> list[str]:
-    """The local days of [start, end)."""
-    first, stop = date.fromisoformat(start), date.fromisoformat(end)
-    return [(first + timedelta(days=i)).isoformat() for i in range((stop - first).days)]

@@ -18,7 +18,7 @@ import duckdb
 import pandas as pd
 
 from assets.ml.feature_registry import FeatureDefinition, feature_registry
-from assets.online.batch import FLIGHT_ATTRIBUTES, plane_records
+from assets.online.batch import flight_records, plane_records
 from assets.online.events import Event, from_us, silver_events, to_us
 from assets.online.retrieval import PLANE, OnlineFeatures, scratch_store
 from assets.online.speed_layer import SpeedLayer
@@ -84,31 +84,8 @@ class ParityResult:
         return [{"flight_id": f, "as_of": self.as_of[f], **m} for f, m in list(self.mismatches.items())[:limit]]
 
 
-def flight_records(con: duckdb.DuckDBPyConnection, flight_ids: Sequence[str]) -> pd.DataFrame:
-    """Gold's rows of the flights (features under their names, prediction_ts) beside the flights'
-    silver attributes (as attr_<column>), by prediction time."""
-    con.execute("set TimeZone = 'UTC'")
-    con.register("parity_ids", pd.DataFrame({"flight_id": list(flight_ids)}))
-    features = ", ".join(f"g.{name}" for name in feature_registry())
-    attributes = ", ".join(f"f.{c} as attr_{c}" for c in FLIGHT_ATTRIBUTES)
-    try:
-        return con.execute(f"""
-            select g.flight_id, g.prediction_ts, {features}, {attributes}
-            from parity_ids join silver.flights f using (flight_id) join gold.flight_features g using (flight_id)
-            order by g.prediction_ts, g.flight_id
-        """).df()
-    finally:
-        con.unregister("parity_ids")
-
-
-def record_of(row: Mapping[str, Any]) -> dict[str, Any]:
-    record = {c: plain(row[f"attr_{c}"]) for c in FLIGHT_ATTRIBUTES}
-    record["flight_date"] = str(record["flight_date"])[:10]
-    return record
-
-
 def replay_and_compare(
-    flights: pd.DataFrame,
+    flights: Mapping[str, Mapping[str, Any]],
     events: Sequence[Event],
     store: OnlineStore,
     tolerance: float,
@@ -116,29 +93,29 @@ def replay_and_compare(
 ) -> ParityResult:
     """Stream `events` (in event-time order, covering the longest window before the first flight's
     prediction_ts) through a speed layer into `store`, stopping at each flight's prediction_ts to
-    read its features online and compare them with the row's (gold's) values."""
+    read its features online and compare them with its batch (gold) vector. `flights` are the
+    records of batch.flight_records."""
     registry = feature_registry() if registry is None else registry
     layer, reader = SpeedLayer(registry), OnlineFeatures(store, registry)
     result = ParityResult()
-    if flights.empty:
+    ordered = sorted(flights.values(), key=lambda r: (to_us(pd.Timestamp(r["prediction_ts"])), r["flight_id"]))
+    if not ordered:
         return result
-    flights = flights.sort_values(["prediction_ts", "flight_id"], kind="stable")
-    first = to_us(flights["prediction_ts"].iloc[0])
-    store.begin_stream(first - reader.max_window_us)
+    store.begin_stream(to_us(pd.Timestamp(ordered[0]["prediction_ts"])) - reader.max_window_us)
     position = 0
-    for row in flights.to_dict("records"):
-        at = to_us(row["prediction_ts"])
+    for record in ordered:
+        at = to_us(pd.Timestamp(record["prediction_ts"]))
         while position < len(events) and events[position].ts_us <= at:
             layer.apply(events[position])
             position += 1
         layer.advance_to(at)
         store.write(layer.drain(), at)
-        online = reader.for_flight(record_of(row), at)
-        flight_id = row["flight_id"]
+        online, batch = reader.for_flight(record, at), record["batch"]
+        flight_id = record["flight_id"]
         result.flights.append(flight_id)
         result.as_of[flight_id] = from_us(at).isoformat()
-        wrong = {n: {"online": plain(online[n]), "gold": plain(row[n])}
-                 for n in registry if differs(online[n], row[n], tolerance)}
+        wrong = {n: {"online": plain(online[n]), "gold": plain(batch[n])}
+                 for n in registry if differs(online[n], batch[n], tolerance)}
         if wrong:
             result.mismatches[flight_id] = wrong
     result.events = position
@@ -149,13 +126,13 @@ def parity_for_flights(con: duckdb.DuckDBPyConnection, flight_ids: Sequence[str]
                        tolerance: float) -> ParityResult:
     """Replay silver's events through the online path for these flights and compare with gold.
     The store is a scratch one: its histories are rebuilt and its planes replaced."""
-    flights = flight_records(con, flight_ids)
-    if flights.empty:
+    flights = flight_records(con, flight_ids=flight_ids)
+    if not flights:
         return ParityResult()
     store.put_records(PLANE, plane_records(con), group="all")
+    times = [pd.Timestamp(r["prediction_ts"]) for r in flights.values()]
     max_window = pd.Timedelta(microseconds=OnlineFeatures(store).max_window_us)
-    start = flights["prediction_ts"].min() - max_window
-    events = silver_events(con, start, flights["prediction_ts"].max())
+    events = silver_events(con, min(times) - max_window, max(times))
     return replay_and_compare(flights, events, store, tolerance)
 
 
