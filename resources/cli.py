@@ -3,6 +3,7 @@
     python -m resources.cli landing --all | --day 2013-01-05 | --start 2013-01-01 --end 2013-01-31
                                     [--scale-factor 10] [--seed 13]
     python -m resources.cli backfill --start 2013-01-01 --end 2013-12-31 [--skip-if-materialized]
+                                     [--scale-factor 10] [--seed 13]
     python -m resources.cli replay [--start 2013-01-01] [--end 2013-12-31] [--seconds-per-day 60]
     python -m resources.cli instance    # create DAGSTER_HOME's storage (and PostgreSQL database) now
     python -m resources.cli features [--lock]    # print the feature registry; --lock records its versions
@@ -44,7 +45,7 @@ def _backfill(args: argparse.Namespace) -> int:
     days = days_between(args.start, args.end)
     with dagster_instance() as instance:
         if not (args.skip_if_materialized and not missing_days(instance, days)):
-            report = fill_landing_zone(paths, days)
+            report = fill_landing_zone(paths, days, args.scale_factor, args.seed)
             print(f"landing zone: {report.summary()}")
         started = time.perf_counter()
         results = materialize_days(args.start, args.end, instance, log=print, skip_materialized=args.skip_if_materialized)
@@ -167,6 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     backfill.add_argument("--start", required=True)
     backfill.add_argument("--end", required=True)
     backfill.add_argument("--skip-if-materialized", action="store_true")
+    backfill.add_argument(
+        "--scale-factor", type=int, default=1,
+        help="land N copies of each day's flights first (benchmarks; must match what is already landed)",
+    )
+    backfill.add_argument("--seed", type=int, default=13)
     backfill.set_defaults(handler=_backfill)
 
     replay = commands.add_parser("replay", help="land one day at a time on a replay clock, for the sensors")
