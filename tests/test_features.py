@@ -363,7 +363,7 @@ EXPECTED_LABELS = {
 }
 
 
-def test_flight_features_match_hand_computed_values(paths, run_days, query):
+def test_flight_features_match_hand_computed_values(paths, run_days, query, tmp_path):
     _land_scenario(paths)
     run_days(FIRST_DAY, LAST_DAY)
 
@@ -412,3 +412,30 @@ def test_flight_features_match_hand_computed_values(paths, run_days, query):
         f"select count(*) from gold.training_set t join gold.flight_features f using (flight_id) "
         f"where {' or '.join(f't.{c} is distinct from f.{c}' for c in feature_columns)}"
     ) == [(0,)]
+
+    # the benchmark's floor, run on the same landing files, gives the same rows
+    _assert_the_benchmark_floor_computes_the_same(paths, tmp_path / "floor.duckdb")
+
+
+def _assert_the_benchmark_floor_computes_the_same(paths, floor):
+    """bench/floor.sql (one DuckDB script, no dbt) must compute what the pipeline computes, edge cases
+    included, or its ratio would compare against something else; and its comparison must see a change."""
+    import duckdb
+
+    from bench.floor import compare, run_floor
+
+    assert run_floor(paths.data_dir, floor)["rows"] == 30
+    same = compare(floor, paths.warehouse)
+    assert same.equal, same.summary()
+    assert (same.floor_rows, same.columns) == (30, 23)
+
+    with duckdb.connect(str(floor)) as con:
+        con.execute("update flight_features set origin_cancelled_3h = origin_cancelled_3h + 1 "
+                    "where flight_id = 'AA-100-LGA-20130609'")
+        con.execute("update flight_features set temp_f = temp_f + 1e-12")  # float noise: still equal
+        con.execute("delete from flight_features where flight_id = 'UA-801-EWR-20130609'")
+    changed = compare(floor, paths.warehouse)
+    assert not changed.equal
+    assert (changed.only_in_floor, changed.only_in_pipeline) == (0, 1)
+    assert {c: n for c, n in changed.differing_cells.items() if n} == {"origin_cancelled_3h": 1}
+    assert "origin_cancelled_3h 1" in changed.summary()
