@@ -12,7 +12,8 @@ from assets.partitions import RANGE_END, RANGE_START
 ML_GROUP = "ml"
 
 
-def _split(defs: dg.Definitions, partitioned: bool, ml: bool) -> list[dg.AssetsDefinition]:
+def stage_assets(defs: dg.Definitions, partitioned: bool, ml: bool) -> list[dg.AssetsDefinition]:
+    """The assets of one stage: (un)partitioned, in the ml group or not."""
     return [
         a
         for a in defs.assets
@@ -22,7 +23,8 @@ def _split(defs: dg.Definitions, partitioned: bool, ml: bool) -> list[dg.AssetsD
     ]
 
 
-def _checks_for(defs: dg.Definitions, assets: list[dg.AssetsDefinition]) -> list[dg.AssetChecksDefinition]:
+def checks_for(defs: dg.Definitions, assets: list[dg.AssetsDefinition]) -> list[dg.AssetChecksDefinition]:
+    """The asset checks that target only `assets`."""
     keys = {k for a in assets for k in a.keys}
     return [c for c in defs.asset_checks if {spec.asset_key for spec in c.check_specs} <= keys]
 
@@ -45,15 +47,15 @@ def materialize_days(
     from definitions import defs
 
     days_tags = {RANGE_START: start, RANGE_END: end}
-    reference = _split(defs, partitioned=False, ml=False)
-    daily = _split(defs, partitioned=True, ml=False)
-    model = _split(defs, partitioned=False, ml=True)
-    scoring = _split(defs, partitioned=True, ml=True)
+    reference = stage_assets(defs, partitioned=False, ml=False)
+    daily = stage_assets(defs, partitioned=True, ml=False)
+    model = stage_assets(defs, partitioned=False, ml=True)
+    scoring = stage_assets(defs, partitioned=True, ml=True)
     results: list[dg.ExecuteInJobResult] = []
 
     def run(assets: list[dg.AssetsDefinition], tags: dict[str, str] | None = None) -> bool:
         result = dg.materialize(
-            [*assets, *_checks_for(defs, assets)], instance=instance, resources=defs.resources,
+            [*assets, *checks_for(defs, assets)], instance=instance, resources=defs.resources,
             tags=tags, raise_on_error=False,
         )
         results.append(result)
