@@ -35,7 +35,9 @@ def flight_records(
     attributes = ", ".join(f"f.{c}" for c in FLIGHT_ATTRIBUTES)
     features = ", ".join(f"g.{n} as batch_{n}" for n in names)
     if flight_ids is None:
-        where, parameters = "f.flight_date >= ? and f.flight_date < ?", [start, end]
+        # both sides filtered, so that each scans only the days' row groups
+        where = "f.flight_date >= ? and f.flight_date < ? and g.flight_date >= ? and g.flight_date < ?"
+        parameters = [start, end, start, end]
     else:
         where, parameters = "f.flight_id in (select unnest(?))", [list(flight_ids)]
     cursor = con.execute(f"""

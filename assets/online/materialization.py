@@ -64,21 +64,24 @@ def online_flight_features(context: dg.AssetExecutionContext) -> dg.MaterializeR
     looks flights up in) and gold's feature vector, keyed by flight_id and replaced per day."""
     paths = TarmacPaths.from_env()
     start, end = (moment.date().isoformat() for moment in context.partition_time_window)
-    with read_only(paths.warehouse) as con:
-        records = flight_records(con, start, end)
-    by_day: dict[str, dict] = {}
-    for flight_id, record in records.items():
-        by_day.setdefault(record["flight_date"], {})[flight_id] = record
+    last = (date.fromisoformat(end) - timedelta(days=1)).isoformat()  # the window ends before `end`
+    days = days_between(start, last)
     store = open_online_store(load_settings().online, paths)
+    loaded = 0
     try:
-        last = (date.fromisoformat(end) - timedelta(days=1)).isoformat()  # the window ends before `end`
-        for day in days_between(start, last):
-            store.put_records(FLIGHT, by_day.get(day, {}), group=day)
+        # a day at a time: memory holds one day's records, whatever the window (a year at SF=10
+        # held at once took over 9 GB)
+        with read_only(paths.warehouse) as con:
+            for day in days:
+                next_day = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+                records = flight_records(con, day, next_day)
+                store.put_records(FLIGHT, records, group=day)
+                loaded += len(records)
         metadata = {"tarmac/window": dg.MetadataValue.text(f"[{start}, {end})"),
-                    "tarmac/window_row_count": dg.MetadataValue.int(len(records)), **_store_metadata(store)}
-        if len(by_day) <= 1:
-            metadata["dagster/row_count"] = dg.MetadataValue.int(len(records))
-        context.log.info(f"{len(records)} flights of [{start}, {end}) in the online store")
+                    "tarmac/window_row_count": dg.MetadataValue.int(loaded), **_store_metadata(store)}
+        if len(days) == 1:
+            metadata["dagster/row_count"] = dg.MetadataValue.int(loaded)
+        context.log.info(f"{loaded} flights of [{start}, {end}) in the online store")
         return dg.MaterializeResult(metadata=metadata)
     finally:
         store.close()
