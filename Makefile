@@ -29,6 +29,7 @@ help:
 	@echo "make replay [SECONDS_PER_DAY=60] play 2013 back one landing day at a time; sensors drive the pipeline"
 	@echo "make mlflow                    the MLflow UI (models, versions, the champion) on 127.0.0.1:5000"
 	@echo "make serve                     the serving API on 127.0.0.1:8000, the speed layer replaying silver beside it"
+	@echo "make bench [QUICK=1]           the pipeline against its floor at SF=1 and 10; writes BENCHMARKS.md"
 	@echo "TARMAC_INSTANCE=postgres make .. keep the Dagster instance in PostgreSQL instead of SQLite"
 
 uv:
@@ -73,11 +74,12 @@ replay: manifest instance
 test: validate
 	$(RUN) pytest -n $(PYTEST_WORKERS) -p no:cacheprovider
 
-# Figures, not pass/fail, on the materialized warehouse (run a backfill first): the quality checks'
-# cost, then the real-time path: speed-layer events/s and the API's latency at a fixed request rate.
+# Figures, not pass/fail, never part of `make test`: the pipeline against its floor (one DuckDB
+# script) for the year at SF=1 and SF=10, one day's fixed and incremental cost, the checks' share,
+# peak memory and the real-time path, each in workspaces of its own under a temporary folder; writes
+# BENCHMARKS.md and docs/benchmarks/*.png. QUICK=1: a smoke run on 14 days (report in the work folder).
 bench: manifest
-	$(RUN) python -m bench.quality_checks
-	$(RUN) python -m bench.online
+	$(RUN) python -m bench $(if $(QUICK),--quick) $(BENCH_ARGS)
 
 # The MLflow UI over the data dir's tracking store and model registry (runs, versions, the champion).
 MLFLOW_PORT ?= 5000

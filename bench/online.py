@@ -1,6 +1,7 @@
 """Benchmark: the real-time path (speed layer, online store, serving API). Prints figures only.
 
     uv run python -m bench.online [--get-rate 200] [--get-seconds 10] [--post-rate 20] [--post-seconds 10]
+                                  [--json results.json]
 
 (1) Speed-layer throughput over silver's events of 2013-06-01..30 (loaded once), best of 3: the
 layer alone, then writing a scratch SQLite store, then a scratch Redis prefix. (2) Serving latency
@@ -69,7 +70,7 @@ def redis_unreachable(url: str) -> str | None:
         return f"Redis at {url} unreachable ({type(error).__name__}: {error})"
 
 
-def throughput(events, start_us: int, end_us: int, redis_url: str, tmp: Path) -> list[tuple[str, str]]:
+def throughput(events, start_us: int, end_us: int, redis_url: str, tmp: Path) -> list[dict]:
     def alone() -> float:
         began = time.perf_counter()
         layer = SpeedLayer()
@@ -100,8 +101,10 @@ def throughput(events, start_us: int, end_us: int, redis_url: str, tmp: Path) ->
         else:
             print(f"   {label:24s} {len(events):8,d} {seconds:8.3f} {len(events) / seconds:10,.0f} "
                   f"{seconds / rows[0][1]:11.2f}x")
-    return [(label, "skipped" if s is None else f"{len(events) / s:,.0f} events/s, {s / rows[0][1]:.2f}x the time of (a)")
-            for label, s, _ in rows]
+    return [{"path": label, "events": len(events), "seconds": s, "skipped": why or None,
+             "events_per_second": None if s is None else len(events) / s,
+             "time_vs_alone": None if s is None else s / rows[0][1]}
+            for label, s, why in rows]
 
 
 def fill_store(store, events, start_us: int, end_us: int, planes: dict, flights: dict) -> None:
@@ -186,7 +189,7 @@ def open_loop(port: int, requests: list, rate: float, seconds: float, connection
             "errors": [(status, data[:200]) for _, _, status, data in results if status != 200]}
 
 
-def latency(backend: str, target: str, redis_url: str, tmp: Path, served: list, args) -> list[tuple[str, str]]:
+def latency(backend: str, target: str, redis_url: str, tmp: Path, served: list, args) -> list[dict]:
     with server(backend, target, redis_url, tmp) as (port, health):
         print(f"\n2. serving latency, {backend} store, one uvicorn worker on 127.0.0.1:{port} "
               f"(watermark {health['watermark']}, {health['flights']:,} flights, model {health['model']})")
@@ -201,14 +204,19 @@ def latency(backend: str, target: str, redis_url: str, tmp: Path, served: list, 
         rows = []
         for name, requests, rate, seconds in (("GET /features", gets, args.get_rate, args.get_seconds),
                                               ("POST /predict", posts, args.post_rate, args.post_seconds)):
+            if name.startswith("POST") and health["model"] is None:
+                print(f"   {name:14s} skipped: no champion model in the registry (train one: make backfill)")
+                rows.append({"store": backend, "endpoint": name, "rate": rate, "skipped": "no champion model"})
+                continue
             r = open_loop(port, requests, rate, seconds, args.connections)
             print(f"   {name:14s} target {rate:g}/s x {seconds:g} s: achieved {r['rate']:.1f}/s, n={r['n']}, "
                   f"p50 {r['p50']:.1f} ms, p90 {r['p90']:.1f} ms, p99 {r['p99']:.1f} ms, max {r['max']:.1f} ms, "
                   f"non-200: {len(r['errors'])}")
             for status, data in r["errors"][:5]:
                 print(f"      {status}: {data!r}")
-            rows.append((f"{backend} {name} at {rate:g}/s", f"{r['rate']:6.1f}/s achieved, p50 {r['p50']:7.1f} ms, "
-                         f"p99 {r['p99']:7.1f} ms, max {r['max']:7.1f} ms, {len(r['errors'])} non-200"))
+            rows.append({"store": backend, "endpoint": name, "rate": rate, "seconds": seconds,
+                         "achieved": r["rate"], "n": r["n"], "p50_ms": r["p50"], "p90_ms": r["p90"],
+                         "p99_ms": r["p99"], "max_ms": r["max"], "non_200": len(r["errors"])})
         return rows
 
 
@@ -221,6 +229,7 @@ def main() -> None:
     parser.add_argument("--post-seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=32, help="keep-alive connections of the load generator")
     parser.add_argument("--redis-url", default=load_settings().online.with_environment().redis_url)
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--serve", nargs=3, metavar=("BACKEND", "TARGET", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -235,7 +244,8 @@ def main() -> None:
     events = replay_silver(warehouse, start, end)
     with tempfile.TemporaryDirectory(prefix="tarmac-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        summary = throughput(events, start_us, end_us, args.redis_url, tmp)
+        speed = throughput(events, start_us, end_us, args.redis_url, tmp)
+        serving: list[dict] = []
 
         with read_only(warehouse) as con:
             planes, flights = plane_records(con), flight_records(con, FIRST_SERVED, FLIGHTS_END)
@@ -249,23 +259,32 @@ def main() -> None:
         store = SqliteOnlineStore(path)
         fill_store(store, events, start_us, end_us, planes, flights)
         store.close()
-        summary += latency("sqlite", str(path), args.redis_url, tmp, served, args)
+        serving += latency("sqlite", str(path), args.redis_url, tmp, served, args)
 
         if reason := redis_unreachable(args.redis_url):
             print(f"\n2. serving latency, redis store: skipped: {reason}")
-            summary.append(("redis serving latency", "skipped"))
+            serving.append({"store": "redis", "endpoint": "all", "skipped": reason})
         else:
             store = RedisOnlineStore.from_url(args.redis_url, f"tarmac-bench-{uuid.uuid4().hex[:8]}")
             try:
                 fill_store(store, events, start_us, end_us, planes, flights)
-                summary += latency("redis", store.prefix, args.redis_url, tmp, served, args)
+                serving += latency("redis", store.prefix, args.redis_url, tmp, served, args)
             finally:
                 store.clear()
                 store.close()
 
     print("\nsummary")
-    for label, figures in summary:
-        print(f"   {label:30s} {figures}")
+    for row in speed:
+        print(f"   {row['path']:30s} " + (f"skipped: {row['skipped']}" if row["seconds"] is None else
+              f"{row['events_per_second']:,.0f} events/s, {row['time_vs_alone']:.2f}x the time of (a)"))
+    for row in serving:
+        label = f"{row['store']} {row['endpoint']}" + (f" at {row['rate']:g}/s" if "rate" in row else "")
+        print(f"   {label:30s} " + (f"skipped: {row['skipped']}" if "skipped" in row else
+              f"{row['achieved']:6.1f}/s achieved, p50 {row['p50_ms']:7.1f} ms, p99 {row['p99_ms']:7.1f} ms, "
+              f"max {row['max_ms']:7.1f} ms, {row['non_200']} non-200"))
+    if args.json:
+        args.json.write_text(json.dumps({"events_days": [START_DAY, END_DAY], "throughput": speed,
+                                         "latency": serving}, indent=1))
 
 
 if __name__ == "__main__":

@@ -87,7 +87,10 @@ class Step:
     key: str
     seconds: float
     kind: str  # "materialization" or "check"
+    start: float = 0.0
     dbt_seconds: float = 0.0  # dbt's own elapsed time inside the step
+    dbt_before_nodes: float = 0.0  # from the step's start to dbt's first node (starting dbt, loading the project)
+    dbt_after_nodes: float = 0.0  # from dbt's last node to the step's end (events, row counts, observations)
     dbt_test_seconds: float = 0.0  # wall time of the dbt tests dbt build ran inside the step
     dbt_nodes: list[tuple[str, float]] = field(default_factory=list)
 
@@ -107,6 +110,18 @@ class Profile:
     @property
     def dbt_test_seconds(self) -> float:
         return sum(s.dbt_test_seconds for s in self.steps)
+
+    @property
+    def dbt_before_nodes(self) -> float:
+        return sum(s.dbt_before_nodes for s in self.steps)
+
+    @property
+    def dbt_after_nodes(self) -> float:
+        return sum(s.dbt_after_nodes for s in self.steps)
+
+    @property
+    def dbt_steps_seconds(self) -> float:
+        return sum(s.seconds for s in self.steps if s.dbt_seconds)
 
     @property
     def medallion_seconds(self) -> float:
@@ -130,6 +145,9 @@ class Profile:
             "runs": len(self.runs), "run_seconds": self.run_seconds,
             "materialization_seconds": self.seconds("materialization"), "check_seconds": self.seconds("check"),
             "dbt_test_seconds": self.dbt_test_seconds, "medallion_seconds": self.medallion_seconds,
+            "dbt_steps_seconds": self.dbt_steps_seconds, "dbt_seconds": sum(s.dbt_seconds for s in self.steps),
+            "dbt_before_nodes": self.dbt_before_nodes,
+            "dbt_after_nodes": self.dbt_after_nodes,
             "steps": self.by_step(), "dbt_nodes": self.dbt_nodes(),
         }
 
@@ -153,7 +171,7 @@ def profile(workspace: Workspace, run_ids: list[str]) -> Profile:
                 if stats.start_time is None or stats.end_time is None:
                     continue
                 step = Step(run_id, stats.step_key, stats.end_time - stats.start_time,
-                            "materialization" if stats.step_key in materializing else "check")
+                            "materialization" if stats.step_key in materializing else "check", stats.start_time)
                 _add_dbt_timings(step)
                 steps.append(step)
     return Profile(runs, steps)
@@ -163,13 +181,17 @@ def _add_dbt_timings(step: Step) -> None:
     for results in DBT_TARGET.glob(f"{step.key}-{step.run_id[:7]}-*/run_results.json"):
         data = json.loads(results.read_text())
         step.dbt_seconds += data.get("elapsed_time", 0.0)
-        tests = []
+        tests, instants = [], []
         for node in data["results"]:
             step.dbt_nodes.append((node["unique_id"], node.get("execution_time", 0.0)))
-            execute = [t for t in node.get("timing", []) if t.get("name") == "execute"]
-            if node["unique_id"].startswith("test.") and execute and execute[0].get("started_at"):
-                tests.append((_instant(execute[0]["started_at"]), _instant(execute[0]["completed_at"])))
+            timing = {t["name"]: t for t in node.get("timing", []) if t.get("started_at")}
+            instants += [_instant(t[k]) for t in timing.values() for k in ("started_at", "completed_at")]
+            if node["unique_id"].startswith("test.") and "execute" in timing:
+                tests.append((_instant(timing["execute"]["started_at"]), _instant(timing["execute"]["completed_at"])))
         step.dbt_test_seconds += _union_seconds(tests)
+        if instants:
+            step.dbt_before_nodes = min(instants) - step.start
+            step.dbt_after_nodes = step.start + step.seconds - max(instants)
 
 
 def _instant(text: str) -> float:

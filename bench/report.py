@@ -1,0 +1,351 @@
+"""BENCHMARKS.md and its plots, from the figures one `python -m bench` run measured.
+
+    python -m bench.report docs/benchmarks/results.json [--out BENCHMARKS.md]    # re-render, no measuring
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from bench.pipeline import MEDALLION_STEPS
+
+GB = 1e9
+
+
+def _s(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    return f"{seconds:,.1f} s" if seconds < 600 else f"{seconds:,.0f} s ({seconds / 60:.1f} min)"
+
+
+def _x(ratio: float | None) -> str:
+    return "–" if ratio is None else f"{ratio:,.1f}x"
+
+
+def _gb(n: int | None) -> str:
+    return "–" if not n else f"{n / GB:.2f} GB"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    align = ["---"] + ["---:"] * (len(header) - 1)
+    return ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |",
+            *("| " + " | ".join(str(c) for c in row) + " |" for row in rows), ""]
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def plots(results: dict, folder: Path) -> dict[str, Path]:
+    """Cost against scale, where the backfill's time goes, and one day's cost against history."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    made: dict[str, Path] = {}
+    scales = results.get("scales", [])
+    if scales:
+        fig, ax = plt.subplots(figsize=(6.4, 4.2))
+        sfs = [s["scale_factor"] for s in scales]
+        ax.plot(sfs, [s["pipeline"]["seconds"] for s in scales], "o-", label="pipeline: full backfill (make backfill)")
+        ax.plot(sfs, [s["pipeline"]["profile"]["medallion_seconds"] for s in scales], "s-",
+                label="pipeline: bronze/silver/gold dbt steps")
+        ax.plot(sfs, [s["floor"]["seconds"] for s in scales], "^-", label="floor: one DuckDB script (process)")
+        if len(sfs) > 1:
+            base = scales[0]["floor"]["seconds"]
+            ax.plot(sfs, [base * sf / sfs[0] for sf in sfs], ":", color="grey", label="linear in SF from the floor")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xticks(sfs, [str(sf) for sf in sfs])
+        ax.set_xlabel("scale factor (copies of each day's flights)")
+        ax.set_ylabel("seconds (log)")
+        ax.set_title(f"{scales[0]['start']}..{scales[0]['end']}: pipeline vs floor")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        made["scale"] = folder / "cost-vs-scale.png"
+        fig.savefig(made["scale"], dpi=110)
+        plt.close(fig)
+
+        fig, ax = plt.subplots(figsize=(8.5, 2.6 + 0.4 * len(scales)))
+        steps = sorted({k for s in scales for k in s["pipeline"]["profile"]["steps"]},
+                       key=lambda k: -scales[-1]["pipeline"]["profile"]["steps"].get(k, 0))
+        cmap = plt.get_cmap("tab20")
+        for i, s in enumerate(scales):
+            left = 0.0
+            prof = s["pipeline"]["profile"]
+            for j, key in enumerate(steps):
+                width = prof["steps"].get(key, 0.0)
+                ax.barh(i, width, left=left, color=cmap(j % 20), label=key if i == 0 else None,
+                        hatch="//" if key.endswith("checks") else None, edgecolor="white")
+                left += width
+            other = s["pipeline"]["seconds"] - left
+            ax.barh(i, other, left=left, color="lightgrey", label="outside steps" if i == 0 else None)
+        ax.set_yticks(range(len(scales)), [f"SF={s['scale_factor']}" for s in scales])
+        ax.set_xlabel(f"seconds of the {scales[0]['days']}-day backfill (hatched: asset checks)")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        fig.tight_layout()
+        made["steps"] = folder / "backfill-steps.png"
+        fig.savefig(made["steps"], dpi=110, bbox_inches="tight")
+        plt.close(fig)
+
+    incremental = results.get("incremental", [])
+    if len(incremental) > 1:
+        fig, ax = plt.subplots(figsize=(6.4, 3.8))
+        keys = sorted({k for r in incremental for k in r["median_steps"]},
+                      key=lambda k: -incremental[-1]["median_steps"].get(k, 0))
+        width = 0.8 / len(incremental)
+        for i, r in enumerate(incremental):
+            xs = [j + i * width for j in range(len(keys))]
+            ax.bar(xs, [r["median_steps"].get(k, 0) for k in keys], width, label=f"{r['history_days']} days materialized")
+        ax.set_xticks([j + width * (len(incremental) - 1) / 2 for j in range(len(keys))], keys, rotation=35,
+                      ha="right", fontsize=7)
+        ax.set_ylabel("seconds (median run)")
+        ax.set_title(f"one day ({results['config']['day']}) re-materialized")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        made["incremental"] = folder / "incremental-day.png"
+        fig.savefig(made["incremental"], dpi=110)
+        plt.close(fig)
+    return made
+
+
+def write_report(results: dict, out: Path) -> None:
+    folder = out.parent / "docs" / "benchmarks" if results["mode"] == "full" else out.parent / "plots"
+    made = plots(results, folder)
+    link = lambda name: os.path.relpath(made[name], out.parent)  # noqa: E731
+    config, scales = results["config"], results.get("scales", [])
+    one_day, incremental, online = results.get("one_day"), results.get("incremental", []), results.get("online")
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Written by `make bench` (`python -m bench{' --quick' if results['mode'] == 'quick' else ''}`) on "
+        f"{results['started']}, in {results.get('seconds', 0) / 60:.0f} min. Every figure below comes from that one "
+        "run on one machine, so each ratio compares runs made side by side. Re-render the text and plots "
+        "from the run's figures with `python -m bench.report results.json`.",
+        "",
+    ]
+    if results["mode"] == "quick":
+        lines += ["**Quick mode: a smoke run of the harness on a few days. Not figures to quote.**", ""]
+    m, v = results["machine"], results["versions"]
+    lines += ["**Machine:** " + f"{m['cpu']}, {m['cores']} cores, {m['memory']}, {m['os']}, Python {m['python']}.",
+              "",
+              "**Versions:** " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".", ""]
+
+    # headline
+    rows = []
+    for s in scales:
+        prof = s["pipeline"]["profile"]
+        rows.append([f"pipeline ÷ floor, {s['days']}-day backfill, SF={s['scale_factor']} ({s['flights']:,} flights)",
+                     f"{_x(_ratio(s['pipeline']['seconds'], s['floor']['seconds']))} end to end; "
+                     f"{_x(_ratio(prof['medallion_seconds'], s['floor']['seconds']))} for the bronze→gold dbt steps"])
+    if one_day:
+        rows.append([f"fixed overhead: one day ({one_day['start']}) end to end ÷ floor",
+                     _x(_ratio(one_day["pipeline"]["seconds"], one_day["floor"]["seconds"]))])
+    if len(incremental) > 1:
+        lo, hi = incremental[0], incremental[-1]
+        rows.append([f"incremental: one day with {hi['history_days']} vs {lo['history_days']} days materialized",
+                     f"{_x(_ratio(hi['median_run_seconds'], lo['median_run_seconds']))} "
+                     f"({_s(hi['median_run_seconds'])} vs {_s(lo['median_run_seconds'])})"])
+    for s in scales:
+        prof = s["pipeline"]["profile"]
+        rows.append([f"validation overhead, SF={s['scale_factor']}: asset-check steps ÷ materialization steps",
+                     f"{_x(_ratio(prof['check_seconds'], prof['materialization_seconds']))} "
+                     f"({_s(prof['check_seconds'])} vs {_s(prof['materialization_seconds'])})"])
+    for s in scales:
+        rows.append([f"peak memory, backfill at SF={s['scale_factor']} (process tree)",
+                     f"{_gb(s['pipeline']['peak_rss_bytes'])} (floor {_gb(s['floor']['peak_rss_bytes'])})"])
+    if online:
+        for t in online.get("throughput", []):
+            if t.get("seconds") and "alone" in t["path"]:
+                rows.append(["speed layer, events/s (alone)", f"{t['events_per_second']:,.0f}"])
+        for r in online.get("latency", []):
+            if "p50_ms" in r:
+                rows.append([f"serving {r['endpoint']} at {r['rate']:g}/s, {r['store']} store: p50 / p99",
+                             f"{r['p50_ms']:.1f} / {r['p99_ms']:.1f} ms"])
+    lines += ["## Summary", "", *_table(["figure", "measured"], rows)]
+
+    # 1. floor vs pipeline
+    lines += ["## 1. The pipeline against its floor", "",
+              "The floor is `bench/floor.sql`: one hand-written DuckDB script that reads the landing CSV files and "
+              "computes `gold.flight_features` in one process, applying silver's rules and gold's point-in-time "
+              "windows, with no Dagster, no dbt, no lineage and no checks. The pipeline figure is the whole "
+              "`make backfill` command (reference tables, bronze, silver, gold, online store, every asset check, "
+              "the model and its predictions) from an empty warehouse and instance; the landing files are written "
+              "beforehand for both. The floor's output is compared with the pipeline's `gold.flight_features` "
+              "cell by cell (floats within 1e-9).", ""]
+    rows = []
+    for s in scales:
+        prof = s["pipeline"]["profile"]
+        rows.append([f"SF={s['scale_factor']}", f"{s['flights']:,}", f"{s['landing_bytes'] / 1e6:,.0f} MB",
+                     _s(s["floor"]["seconds"]), _s(s["pipeline"]["seconds"]), _s(prof["medallion_seconds"]),
+                     _x(_ratio(s["pipeline"]["seconds"], s["floor"]["seconds"])),
+                     _x(_ratio(prof["medallion_seconds"], s["floor"]["seconds"])),
+                     "equal" if s["comparison"]["equal"] else "**DIFFERENT**"])
+    lines += _table(["scale", "flights", "landing files", "floor", "pipeline (backfill)", "bronze→gold dbt steps",
+                     "backfill ÷ floor", "dbt steps ÷ floor", "outputs"], rows)
+    for s in scales:
+        lines.append(f"- SF={s['scale_factor']}: {s['comparison']['summary']}.")
+    if len(scales) > 1:
+        a, b = scales[0], scales[-1]
+        growth = b["scale_factor"] / a["scale_factor"]
+        lines += ["", f"From SF={a['scale_factor']} to SF={b['scale_factor']} ({growth:g}x the flights) the floor took "
+                  f"{_x(_ratio(b['floor']['seconds'], a['floor']['seconds']))} the time, the backfill "
+                  f"{_x(_ratio(b['pipeline']['seconds'], a['pipeline']['seconds']))}, and the bronze→gold dbt steps "
+                  f"{_x(_ratio(b['pipeline']['profile']['medallion_seconds'], a['pipeline']['profile']['medallion_seconds']))}."]
+    if "scale" in made:
+        lines += ["", f"![pipeline and floor against the scale factor]({link('scale')})"]
+    lines += [""]
+
+    # where the time goes
+    lines += ["### Where the backfill's time goes", "",
+              "Each step of each run, from the Dagster instance's step records; for dbt steps, dbt's own elapsed "
+              "time from the step's `run_results.json`; the rest of a dbt step is starting dbt and handling its "
+              "events, row counts and landing observations. *Outside steps* is the backfill command's time not "
+              "spent in a step: starting Python, loading the definitions, planning runs, writing the landing "
+              "check.", ""]
+    if scales:
+        keys = sorted({k for s in scales for k in s["pipeline"]["profile"]["steps"]},
+                      key=lambda k: -scales[-1]["pipeline"]["profile"]["steps"].get(k, 0))
+        header = ["step", *[f"SF={s['scale_factor']}" for s in scales]]
+        rows = []
+        for key in keys:
+            kind = " (checks)" if key.endswith("checks") else (" (dbt)" if key in MEDALLION_STEPS else "")
+            rows.append([f"`{key}`{kind}", *[_s(s["pipeline"]["profile"]["steps"].get(key)) for s in scales]])
+        rows.append(["*outside steps*", *[_s(s["pipeline"]["seconds"] - sum(s["pipeline"]["profile"]["steps"].values()))
+                                          for s in scales]])
+        rows.append(["**total**", *[_s(s["pipeline"]["seconds"]) for s in scales]])
+        rows.append(["dbt steps: from the step's start to dbt's first node",
+                     *[_s(s["pipeline"]["profile"]["dbt_before_nodes"]) for s in scales]])
+        rows.append(["dbt steps: dbt running its nodes", *[_s(s["pipeline"]["profile"]["dbt_seconds"]) for s in scales]])
+        rows.append(["dbt steps: from dbt's last node to the step's end",
+                     *[_s(s["pipeline"]["profile"]["dbt_after_nodes"]) for s in scales]])
+        lines += _table(header, rows)
+        big = scales[-1]
+        nodes = sorted(big["pipeline"]["profile"]["dbt_nodes"].items(), key=lambda kv: -kv[1])[:8]
+        lines += [f"Slowest dbt nodes at SF={big['scale_factor']} (dbt's execution time):", "",
+                  *_table(["node", "seconds"], [[f"`{n}`", f"{t:,.1f}"] for n, t in nodes])]
+        if "steps" in made:
+            lines += [f"![the backfill's steps]({link('steps')})", ""]
+
+    # 2. fixed overhead
+    if one_day:
+        prof = one_day["pipeline"]["profile"]
+        lines += ["## 2. Fixed overhead: one day", "",
+                  f"A one-day backfill ({one_day['start']}, {one_day['flights']:,} flights) in a fresh workspace, "
+                  "end to end, against the floor over that day's files.", ""]
+        lines += _table(["", "seconds", "÷ floor"], [
+            ["floor (process)", _s(one_day["floor"]["seconds"]), "1.0x"],
+            ["floor (its SQL alone)", _s(one_day["floor"]["sql_seconds"]), ""],
+            ["pipeline: backfill command", _s(one_day["pipeline"]["seconds"]),
+             _x(_ratio(one_day["pipeline"]["seconds"], one_day["floor"]["seconds"]))],
+            ["  of which: runs", _s(prof["run_seconds"]), ""],
+            ["  of which: bronze→gold dbt steps", _s(prof["medallion_seconds"]), ""],
+            ["  of which: from each dbt step's start to dbt's first node", _s(prof["dbt_before_nodes"]), ""],
+            ["  of which: dbt running its nodes (models and tests)", _s(prof["dbt_seconds"]), ""],
+            ["  of which: asset-check steps", _s(prof["check_seconds"]), ""],
+        ])
+
+    # 3. incremental
+    if incremental:
+        lines += ["## 3. Incremental cost: one day against history", "",
+                  f"The daily stage of {config['day']} (bronze, silver, gold, the online load and their checks; what "
+                  "the landing sensor launches for a new file), re-materialized in a warehouse holding "
+                  f"{' and '.join(str(r['history_days']) for r in incremental)} days; median of "
+                  f"{incremental[0]['repeats']} run(s).", ""]
+        keys = sorted({k for r in incremental for k in r["median_steps"]}, key=lambda k: -incremental[-1]["median_steps"].get(k, 0))
+        header = ["", *[f"{r['history_days']} days" for r in incremental]]
+        if len(incremental) > 1:
+            header.append(f"{incremental[-1]['history_days']} ÷ {incremental[0]['history_days']}")
+        rows = []
+        for label, get in [("run (median)", lambda r: r["median_run_seconds"]),
+                           ("materialization steps", lambda r: r["median_materialization_seconds"]),
+                           ("asset-check steps", lambda r: r["median_check_seconds"]),
+                           *[(f"`{k}`", (lambda k: lambda r: r["median_steps"].get(k))(k)) for k in keys]]:
+            row = [label, *[_s(get(r)) for r in incremental]]
+            if len(incremental) > 1:
+                row.append(_x(_ratio(get(incremental[-1]), get(incremental[0]))))
+            rows.append(row)
+        lines += _table(header, rows)
+        lines += ["Every run: " + "; ".join(
+            f"{r['history_days']} days: " + ", ".join(_s(x) for x in r["run_seconds"]) for r in incremental), ""]
+        if "incremental" in made:
+            lines += [f"![one day against history]({link('incremental')})", ""]
+
+    # 4. validation
+    lines += ["## 4. Validation overhead", "",
+              "Time of the asset-check steps (Pandera contracts, drift, freshness, missing values, ranges, "
+              "correlation, training/serving parity) against the materialization steps, in the backfill above. "
+              "dbt's own tests run inside `dbt build`, so they count as materialization; their wall time is shown "
+              "apart.", ""]
+    rows = []
+    for s in scales:
+        prof = s["pipeline"]["profile"]
+        rows.append([f"SF={s['scale_factor']}", _s(prof["materialization_seconds"]), _s(prof["check_seconds"]),
+                     _x(_ratio(prof["check_seconds"], prof["materialization_seconds"])), _s(prof["dbt_test_seconds"]),
+                     _x(_ratio(prof["check_seconds"] + prof["dbt_test_seconds"],
+                               prof["materialization_seconds"] - prof["dbt_test_seconds"]))])
+    lines += _table(["scale", "materialization steps", "asset-check steps", "checks ÷ materialization",
+                     "dbt tests (inside dbt build)", "(checks + dbt tests) ÷ the rest"], rows)
+
+    # 5. memory
+    lines += ["## 5. Memory", "",
+              "Peak resident memory of each command's whole process tree (the backfill and its dbt subprocesses), "
+              "sampled every 0.2 s.", ""]
+    rows = [[f"SF={s['scale_factor']}", _gb(s["pipeline"]["peak_rss_bytes"]), _gb(s["floor"]["peak_rss_bytes"]),
+             f"{s['pipeline']['warehouse_bytes'] / 1e9:.2f} GB"] for s in scales]
+    if one_day:
+        rows.append([f"one day ({one_day['start']})", _gb(one_day["pipeline"]["peak_rss_bytes"]),
+                     _gb(one_day["floor"]["peak_rss_bytes"]), f"{one_day['pipeline']['warehouse_bytes'] / 1e9:.2f} GB"])
+    lines += _table(["data", "backfill peak", "floor peak", "warehouse file"], rows)
+
+    # 6. real time
+    if online:
+        lines += ["## 6. The real-time path", "",
+                  f"`bench.online` on the SF=1 warehouse: the speed layer over silver's events of "
+                  f"{online['events_days'][0]}..{online['events_days'][1]} (best of 3), then one uvicorn worker on "
+                  "loopback under an open-loop load at a fixed rate, latency timed from each request's scheduled "
+                  "send time (the load generator shares the machine).", ""]
+        lines += _table(["speed layer", "events", "events/s", "time ÷ layer alone"], [
+            [t["path"], f"{t['events']:,}", f"{t['events_per_second']:,.0f}", _x(t["time_vs_alone"])]
+            if t.get("seconds") else [t["path"], f"{t['events']:,}", f"skipped: {t['skipped']}", ""]
+            for t in online["throughput"]])
+        lines += _table(["store", "endpoint", "rate", "achieved", "p50", "p99", "max", "non-200"], [
+            [r["store"], r["endpoint"], f"{r['rate']:g}/s", f"{r['achieved']:.1f}/s", f"{r['p50_ms']:.1f} ms",
+             f"{r['p99_ms']:.1f} ms", f"{r['max_ms']:.1f} ms", str(r["non_200"])]
+            if "p50_ms" in r else [r["store"], r["endpoint"], f"{r.get('rate', 0):g}/s", f"skipped: {r['skipped']}",
+                                   "", "", "", ""]
+            for r in online["latency"]])
+    if results.get("quality_checks"):
+        text = [line for line in results["quality_checks"].splitlines() if not _noise(line)]
+        lines += ["## The checks one by one", "",
+                  "`bench.quality_checks` on the SF=1 warehouse: each daily check over every materialized day, "
+                  "evaluated as the check steps do.", "", "```", *text, "```", ""]
+    out.write_text("\n".join(lines).rstrip() + "\n")
+
+
+def _noise(line: str) -> bool:
+    return "Warning" in line or line.startswith("  return fn(") or line.strip().startswith("dg.AssetCheckSpec(")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("results", type=Path)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    results = json.loads(args.results.read_text())
+    from resources.settings import PROJECT_ROOT
+
+    out = args.out or (PROJECT_ROOT / "BENCHMARKS.md" if results["mode"] == "full" else args.results.with_name("BENCHMARKS.md"))
+    write_report(results, out)
+    print(f"{out} written")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
