@@ -2,7 +2,10 @@
 -- DuckDB process: no Dagster, no dbt, no intermediate tables, no lineage, no checks. It applies
 -- the same rules as silver (types, required values, local-date and schedule rules, key
 -- de-duplication, impossible values nulled) and the same point-in-time features as gold (SPEC §3),
--- so its output must equal the pipeline's; the benchmark compares them cell by cell.
+-- so its output must equal the pipeline's; the benchmark compares them cell by cell. Where gold
+-- computes each rolling window with a RANGE window function over events and targets together,
+-- the floor subtracts running totals found by ASOF joins: the same numbers (sums of integers,
+-- exact in doubles) at about half the CPU time.
 --
 -- `${LANDING}` is replaced by the landing folder. The constants are tarmac's defaults: the
 -- 2-hour prediction horizon, the windows of the feature registry, silver's value bounds.
@@ -116,48 +119,58 @@ departures as (
     select origin, dest, carrier, dep_ts as ts, dep_delay::double as dep_delay from flights where dep_ts is not null
 ),
 
+-- Rolling windows (p - w, p] as differences of per-key running totals: the total at p minus the
+-- total at p - w, each found by an ASOF join (the latest event time at or before the instant).
+dep_totals_origin as (
+    select origin, ts, sum(sum(dep_delay)) over w as s, sum(count(*)) over w as n
+    from departures group by origin, ts window w as (partition by origin order by ts)
+),
+dep_totals_carrier as (
+    select carrier, ts, sum(sum(dep_delay)) over w as s, sum(count(*)) over w as n
+    from departures group by carrier, ts window w as (partition by carrier order by ts)
+),
+dep_totals_route as (
+    select origin, dest, ts, sum(sum((dep_delay >= 15)::double)) over w as s, sum(count(*)) over w as n
+    from departures group by origin, dest, ts window w as (partition by origin, dest order by ts)
+),
+cx_totals as (
+    select origin, sched_dep_ts as ts, sum(count(*)) over (partition by origin order by sched_dep_ts) as n
+    from flights where cancelled group by origin, sched_dep_ts
+),
+
 origin_1h as (
-    select flight_id, avg(dep_delay) over w as origin_dep_delay_avg_1h, count(is_event) over w as origin_departures_1h
-    from (
-        select origin, ts, dep_delay, 1 as is_event, null as flight_id from departures
-        union all by name
-        select origin, prediction_ts as ts, flight_id from targets
-    )
-    window w as (partition by origin order by ts range between (interval 1 hour - interval 1 microsecond) preceding and current row)
-    qualify flight_id is not null
+    select t.flight_id,
+        case when coalesce(a.n, 0) - coalesce(b.n, 0) > 0
+             then (a.s - coalesce(b.s, 0)) / (a.n - coalesce(b.n, 0)) end as origin_dep_delay_avg_1h,
+        coalesce(a.n, 0) - coalesce(b.n, 0) as origin_departures_1h
+    from targets t
+    asof left join dep_totals_origin a on t.origin = a.origin and t.prediction_ts >= a.ts
+    asof left join dep_totals_origin b on t.origin = b.origin and t.prediction_ts - interval 1 hour >= b.ts
 ),
 
 cancelled_3h as (
-    select flight_id, count(is_event) over w as origin_cancelled_3h
-    from (
-        select origin, sched_dep_ts as ts, 1 as is_event, null as flight_id from flights where cancelled
-        union all by name
-        select origin, prediction_ts as ts, flight_id from targets
-    )
-    window w as (partition by origin order by ts range between (interval 3 hour - interval 1 microsecond) preceding and current row)
-    qualify flight_id is not null
+    select t.flight_id, coalesce(a.n, 0) - coalesce(b.n, 0) as origin_cancelled_3h
+    from targets t
+    asof left join cx_totals a on t.origin = a.origin and t.prediction_ts >= a.ts
+    asof left join cx_totals b on t.origin = b.origin and t.prediction_ts - interval 3 hour >= b.ts
 ),
 
 carrier_24h as (
-    select flight_id, avg(dep_delay) over w as carrier_dep_delay_avg_24h
-    from (
-        select carrier, ts, dep_delay, null as flight_id from departures
-        union all by name
-        select carrier, prediction_ts as ts, flight_id from targets
-    )
-    window w as (partition by carrier order by ts range between (interval 24 hour - interval 1 microsecond) preceding and current row)
-    qualify flight_id is not null
+    select t.flight_id,
+        case when coalesce(a.n, 0) - coalesce(b.n, 0) > 0
+             then (a.s - coalesce(b.s, 0)) / (a.n - coalesce(b.n, 0)) end as carrier_dep_delay_avg_24h
+    from targets t
+    asof left join dep_totals_carrier a on t.carrier = a.carrier and t.prediction_ts >= a.ts
+    asof left join dep_totals_carrier b on t.carrier = b.carrier and t.prediction_ts - interval 24 hour >= b.ts
 ),
 
 route_7d as (
-    select flight_id, avg(late) over w as route_dep_delay15_rate_7d
-    from (
-        select origin, dest, ts, (dep_delay >= 15)::double as late, null as flight_id from departures
-        union all by name
-        select origin, dest, prediction_ts as ts, flight_id from targets
-    )
-    window w as (partition by origin, dest order by ts range between (interval 7 day - interval 1 microsecond) preceding and current row)
-    qualify flight_id is not null
+    select t.flight_id,
+        case when coalesce(a.n, 0) - coalesce(b.n, 0) > 0
+             then (a.s - coalesce(b.s, 0)) / (a.n - coalesce(b.n, 0)) end as route_dep_delay15_rate_7d
+    from targets t
+    asof left join dep_totals_route a on t.origin = a.origin and t.dest = a.dest and t.prediction_ts >= a.ts
+    asof left join dep_totals_route b on t.origin = b.origin and t.dest = b.dest and t.prediction_ts - interval 7 day >= b.ts
 ),
 
 latest_weather as (
