@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.floor import compare
-from bench.measure import machine, python, run_measured, versions
+from bench.measure import commit, machine, versions
 from bench.pipeline import Workspace, profile, repeated_daily
 from resources.landing_zone import days_between
 from resources.settings import PROJECT_ROOT
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     root.mkdir(parents=True, exist_ok=True)
     out = args.out or (root / "BENCHMARKS.md" if args.quick else PROJECT_ROOT / "BENCHMARKS.md")
     results: dict = {"mode": "quick" if args.quick else "full", "started": datetime.now(UTC).isoformat(timespec="seconds"),
-                     "machine": machine(), "versions": versions(), "config": config}
+                     "machine": machine(), "versions": versions(), "commit": commit(PROJECT_ROOT), "config": config}
     save = lambda: (root / "results.json").write_text(json.dumps(results, indent=1))  # noqa: E731
     began = time.perf_counter()
     try:

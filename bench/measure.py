@@ -119,6 +119,20 @@ def machine() -> dict[str, str]:
     }
 
 
+def commit(root: Path) -> str:
+    """The commit the figures measure, marked when the working tree differs from it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        changed = [line for line in git("status", "--porcelain", "--untracked-files=no").splitlines()
+                   if not line[3:].startswith(("BENCHMARKS.md", "docs/benchmarks/"))]
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return f"{head} with uncommitted changes" if changed else head
+
+
 def versions() -> dict[str, str]:
     found = {}
     for package in PACKAGES:

@@ -93,6 +93,9 @@ class Step:
     dbt_after_nodes: float = 0.0  # from dbt's last node to the step's end (events, row counts, observations)
     dbt_test_seconds: float = 0.0  # wall time of the dbt tests dbt build ran inside the step
     dbt_nodes: list[tuple[str, float]] = field(default_factory=list)
+    # from the step's first result event (a materialization, check evaluation or observation) to its
+    # end: writing the step's records to the Dagster instance, one event per asset partition
+    recording_seconds: float = 0.0
 
 
 @dataclass
@@ -118,6 +121,9 @@ class Profile:
     @property
     def dbt_after_nodes(self) -> float:
         return sum(s.dbt_after_nodes for s in self.steps)
+
+    def recording_seconds(self, kind: str) -> float:
+        return sum(s.recording_seconds for s in self.steps if s.kind == kind)
 
     @property
     def dbt_steps_seconds(self) -> float:
@@ -146,8 +152,11 @@ class Profile:
             "materialization_seconds": self.seconds("materialization"), "check_seconds": self.seconds("check"),
             "dbt_test_seconds": self.dbt_test_seconds, "medallion_seconds": self.medallion_seconds,
             "dbt_steps_seconds": self.dbt_steps_seconds, "dbt_seconds": sum(s.dbt_seconds for s in self.steps),
+            "dbt_step_keys": sorted({s.key for s in self.steps if s.dbt_seconds}),
             "dbt_before_nodes": self.dbt_before_nodes,
             "dbt_after_nodes": self.dbt_after_nodes,
+            "materialization_recording_seconds": self.recording_seconds("materialization"),
+            "check_recording_seconds": self.recording_seconds("check"),
             "steps": self.by_step(), "dbt_nodes": self.dbt_nodes(),
         }
 
@@ -156,22 +165,26 @@ def profile(workspace: Workspace, run_ids: list[str]) -> Profile:
     """Where the runs' time went: each run's wall time, each step's, and dbt's share of its steps."""
     from dagster import DagsterEventType
 
+    result_events = {DagsterEventType.ASSET_MATERIALIZATION, DagsterEventType.ASSET_CHECK_EVALUATION,
+                     DagsterEventType.ASSET_OBSERVATION}
     runs, steps = [], []
     with workspace.instance() as instance:
         for run_id in run_ids:
             record = instance.get_run_record_by_id(run_id)
             runs.append((run_id, (record.end_time or 0) - (record.start_time or 0)))
-            materializing = {
-                r.event_log_entry.step_key
-                for r in instance.get_records_for_run(
-                    run_id, of_type=DagsterEventType.ASSET_MATERIALIZATION, limit=1_000_000
-                ).records
-            }
+            materializing, first_result = set(), {}
+            for r in instance.get_records_for_run(run_id, of_type=result_events, limit=10_000_000).records:
+                entry = r.event_log_entry
+                if entry.dagster_event_type == DagsterEventType.ASSET_MATERIALIZATION:
+                    materializing.add(entry.step_key)
+                first_result[entry.step_key] = min(first_result.get(entry.step_key, entry.timestamp), entry.timestamp)
             for stats in instance.get_run_step_stats(run_id):
                 if stats.start_time is None or stats.end_time is None:
                     continue
                 step = Step(run_id, stats.step_key, stats.end_time - stats.start_time,
                             "materialization" if stats.step_key in materializing else "check", stats.start_time)
+                if stats.step_key in first_result:
+                    step.recording_seconds = max(stats.end_time - first_result[stats.step_key], 0.0)
                 _add_dbt_timings(step)
                 steps.append(step)
     return Profile(runs, steps)

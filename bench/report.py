@@ -35,8 +35,35 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
             *("| " + " | ".join(str(c) for c in row) + " |" for row in rows), ""]
 
 
+def _share(seconds: float | None, total: float) -> str:
+    return "–" if seconds is None else f"{_s(seconds)} ({seconds / total:.0%})"
+
+
 def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
+
+
+def work(profile: dict, total: float) -> list[tuple[str, float | None]]:
+    """The backfill's time by kind of work, adding up to `total`: dbt's three phases, the checks'
+    evaluating and recording, each other step, and the command's time outside any step."""
+    steps = profile["steps"]
+    dbt_steps = profile["dbt_steps_seconds"]
+    checks, check_recording = profile["check_seconds"], profile.get("check_recording_seconds")
+    others = {k: v for k, v in steps.items() if k not in profile["dbt_step_keys"] and not k.endswith("checks")}
+    rows: list[tuple[str, float | None]] = [
+        ("dbt: starting and parsing the project (step start → first node)", profile["dbt_before_nodes"]),
+        ("dbt: running models and tests (first node → last)",
+         dbt_steps - profile["dbt_before_nodes"] - profile["dbt_after_nodes"]),
+        ("dbt steps: row counts, materialization and landing records (last node → step end)", profile["dbt_after_nodes"]),
+        ("asset checks: evaluating (and drift reports)",
+         None if check_recording is None else checks - check_recording),
+        ("asset checks: writing evaluations to the instance", check_recording),
+    ]
+    if check_recording is None:
+        rows[3:5] = [("asset checks", checks)]
+    rows += [(f"`{k}`", v) for k, v in sorted(others.items(), key=lambda kv: -kv[1])]
+    rows.append(("outside steps (process, definitions, run planning)", total - sum(steps.values())))
+    return rows
 
 
 def plots(results: dict, folder: Path) -> dict[str, Path]:
@@ -135,7 +162,8 @@ def write_report(results: dict, out: Path) -> None:
     m, v = results["machine"], results["versions"]
     lines += ["**Machine:** " + f"{m['cpu']}, {m['cores']} cores, {m['memory']}, {m['os']}, Python {m['python']}.",
               "",
-              "**Versions:** " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".", ""]
+              "**Versions:** " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".", "",
+              f"**Code:** commit {results.get('commit', 'not recorded')}.", ""]
 
     # headline
     rows = []
@@ -210,6 +238,15 @@ def write_report(results: dict, out: Path) -> None:
               "spent in a step: starting Python, loading the definitions, planning runs, writing the landing "
               "check.", ""]
     if scales:
+        lines += ["By kind of work (each row's share of the backfill in brackets):", ""]
+        kinds = [work(s["pipeline"]["profile"], s["pipeline"]["seconds"]) for s in scales]
+        labels = list(dict.fromkeys(label for rows in kinds for label, _ in rows))
+        rows = [[label, *[_share(dict(k).get(label), s["pipeline"]["seconds"]) for k, s in zip(kinds, scales)]]
+                for label in labels]
+        rows.append(["**the backfill**", *[_s(s["pipeline"]["seconds"]) for s in scales]])
+        rows.append(["*the floor, for scale*", *[_share(s["floor"]["seconds"], s["pipeline"]["seconds"]) for s in scales]])
+        lines += _table(["work", *[f"SF={s['scale_factor']}" for s in scales]], rows)
+        lines += ["Step by step:", ""]
         keys = sorted({k for s in scales for k in s["pipeline"]["profile"]["steps"]},
                       key=lambda k: -scales[-1]["pipeline"]["profile"]["steps"].get(k, 0))
         header = ["step", *[f"SF={s['scale_factor']}" for s in scales]]
