@@ -14,10 +14,12 @@ import pandas as pd
 import pytest
 
 from assets.online.events import silver_events, to_us
-from assets.online.batch import flight_records, plane_records
+from assets.ml.feature_registry import feature_registry
+from assets.online.batch import FLIGHT_ATTRIBUTES, flight_records, plane_records
 from assets.online.parity import PARITY_CHECK, parity_for_flights, replay_and_compare
-from assets.online.retrieval import PLANE, OnlineFeatures
+from assets.online.retrieval import FLIGHT, PLANE, OnlineFeatures, open_online_store
 from assets.online.store import SqliteOnlineStore
+from resources.quality_settings import load_settings
 from tests.test_features import EXPECTED, FIRST_DAY, FLOAT_COLUMNS, LAST_DAY, _land_scenario
 
 
@@ -31,6 +33,27 @@ def _all_flights(paths) -> list[str]:
         return [i for (i,) in con.execute("select flight_id from gold.flight_features order by 1").fetchall()]
 
 
+def _records_built_in_python(con: duckdb.DuckDBPyConnection) -> dict[str, dict]:
+    """What a flight's online record must hold, built value by value: silver's attributes, gold's
+    prediction_ts and vector, dates and instants as datetime.isoformat writes them (UTC)."""
+    names = list(feature_registry())
+    con.execute("set TimeZone = 'UTC'")
+    cursor = con.execute(
+        f"select {', '.join(f'f.{c}' for c in FLIGHT_ATTRIBUTES)}, g.prediction_ts, "
+        f"{', '.join(f'g.{n} as batch_{n}' for n in names)} "
+        "from silver.flights f join gold.flight_features g using (flight_id)")
+    columns = [d[0] for d in cursor.description]
+    records = {}
+    for row in cursor.fetchall():
+        values = dict(zip(columns, row))
+        record = {c: values[c] for c in (*FLIGHT_ATTRIBUTES, "prediction_ts")}
+        for c in ("flight_date", "sched_dep_ts", "prediction_ts"):
+            record[c] = record[c].isoformat()
+        record["batch"] = {n: values[f"batch_{n}"] for n in names}
+        records[record["flight_id"]] = record
+    return records
+
+
 def test_crafted_edge_cases_online_equal_gold_and_hand_arithmetic_and_a_wrong_value_shows(paths, run_days, tmp_path):
     _land_scenario(paths)
     results = run_days(FIRST_DAY, LAST_DAY)
@@ -41,10 +64,20 @@ def test_crafted_edge_cases_online_equal_gold_and_hand_arithmetic_and_a_wrong_va
     assert sum(e.metadata["flights_compared"].value for e in evaluations if "flights_compared" in e.metadata) == 30
 
     flight_ids = _all_flights(paths)
+    # the records online/flight_features loaded (JSON built in DuckDB) hold what Python would build:
+    # NULL features (unknown tail number, stale weather), flights across local midnight, the types
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        expected_records = _records_built_in_python(con)
+    loaded = open_online_store(load_settings().online, paths)
+    assert sorted(expected_records) == flight_ids and loaded.count_records(FLIGHT) == len(flight_ids)
+    assert {i: loaded.get_record(FLIGHT, i) for i in flight_ids} == expected_records
+    loaded.close()
+
     store = SqliteOnlineStore(tmp_path / "online.sqlite")
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
         result = parity_for_flights(con, flight_ids, store, tolerance=0.0)  # exact here
         targets = flight_records(con, flight_ids=list(EXPECTED))
+    assert targets == {i: expected_records[i] for i in targets} and sorted(targets) == sorted(EXPECTED)
     assert sorted(result.flights) == flight_ids
     assert result.mismatches == {}, result.examples()
 

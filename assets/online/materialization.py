@@ -9,7 +9,7 @@ from datetime import date, timedelta
 
 import dagster as dg
 
-from assets.online.batch import flight_records, plane_records
+from assets.online.batch import flight_record_json, plane_records
 from assets.online.retrieval import FLIGHT, PLANE, open_online_store
 from assets.partitions import daily_partitions
 from resources.landing_zone import days_between
@@ -74,8 +74,8 @@ def online_flight_features(context: dg.AssetExecutionContext) -> dg.MaterializeR
         with read_only(paths.warehouse) as con:
             for day in days:
                 next_day = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
-                records = flight_records(con, day, next_day)
-                store.put_records(FLIGHT, records, group=day)
+                records = flight_record_json(con, day, next_day)
+                store.put_record_json(FLIGHT, records, group=day)
                 loaded += len(records)
         metadata = {"tarmac/window": dg.MetadataValue.text(f"[{start}, {end})"),
                     "tarmac/window_row_count": dg.MetadataValue.int(loaded), **_store_metadata(store)}

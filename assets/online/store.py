@@ -63,10 +63,14 @@ class OnlineStore(ABC):
     def trim(self, before_us: int) -> None:
         """Drop history older than `before_us`, keeping each slot's value in force at that instant."""
 
-    @abstractmethod
     def put_records(self, entity: str, records: Mapping[str, Mapping[str, Any]], group: str) -> None:
         """Attributes of keyed entities (flights, planes) as the whole of `group` (a day, say):
         the group's earlier records are replaced, those no longer in it removed."""
+        self.put_record_json(entity, {key: json.dumps(record, default=str) for key, record in records.items()}, group)
+
+    @abstractmethod
+    def put_record_json(self, entity: str, records: Mapping[str, str], group: str) -> None:
+        """put_records with each record already JSON text (as batch.flight_record_json builds them)."""
 
     @abstractmethod
     def get_record(self, entity: str, key: str) -> dict[str, Any] | None: ...
@@ -100,10 +104,13 @@ class SqliteOnlineStore(OnlineStore):
                     feature text not null, entity_key text not null, as_of_us integer not null, value,
                     primary key (feature, entity_key, as_of_us)
                 ) without rowid;
+                -- a rowid table: a record is large (a flight's JSON is about 1 KB), and a WITHOUT ROWID
+                -- table keeps it inside the key's B-tree, where each day's flights land all over a
+                -- tree of gigabytes; here rows are appended and only the small key index is searched
                 create table if not exists records (
                     entity text not null, key text not null, record_group text not null, record text not null,
-                    primary key (entity, key)
-                ) without rowid;
+                    unique (entity, key)
+                );
                 create index if not exists records_by_group on records (entity, record_group);
                 create table if not exists meta (name text primary key, value integer);
             """)
@@ -152,8 +159,9 @@ class SqliteOnlineStore(OnlineStore):
             self._set_meta(retained_from_us=before_us)
             self._con.execute("commit")
 
-    def put_records(self, entity: str, records: Mapping[str, Mapping[str, Any]], group: str) -> None:
-        rows = [(entity, key, group, json.dumps(record, default=str)) for key, record in records.items()]
+    def put_record_json(self, entity: str, records: Mapping[str, str], group: str) -> None:
+        # in key order: one pass along the key index instead of a jump per row
+        rows = sorted((entity, key, group, record) for key, record in records.items())
         with self._lock:
             self._con.execute("begin")
             self._con.execute("delete from records where entity = ? and record_group = ?", (entity, group))
@@ -265,7 +273,7 @@ class RedisOnlineStore(OnlineStore):
             self._trim(keys=[key], args=[before_us])
         self.client.hset(self._meta(), "retained_from_us", before_us)
 
-    def put_records(self, entity: str, records: Mapping[str, Mapping[str, Any]], group: str) -> None:
+    def put_record_json(self, entity: str, records: Mapping[str, str], group: str) -> None:
         members = f"{self.prefix}:rgroup:{entity}:{group}"
         gone = {k.decode() for k in self.client.smembers(members)} - set(records)
         pipe = self.client.pipeline(transaction=True)
@@ -274,7 +282,7 @@ class RedisOnlineStore(OnlineStore):
             pipe.srem(f"{self.prefix}:rkeys:{entity}", *gone)
         pipe.delete(members)
         for key, record in records.items():
-            pipe.set(f"{self.prefix}:r:{entity}:{key}", json.dumps(record, default=str))
+            pipe.set(f"{self.prefix}:r:{entity}:{key}", record)
         if records:
             pipe.sadd(members, *records)
             pipe.sadd(f"{self.prefix}:rkeys:{entity}", *records)
