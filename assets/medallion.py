@@ -7,7 +7,6 @@ more. All write warehouse.duckdb and so share the `duckdb_warehouse` pool, whose
 keeps DuckDB's single writer rule across runs.
 """
 
-import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -18,7 +17,7 @@ from dagster_dbt import DbtCliResource, dbt_assets
 
 from assets.dbt_translator import TarmacDbtTranslator
 from assets.partitions import daily_partitions
-from resources.dbt import manifest_path
+from resources.dbt import dbt_build, manifest_path
 from resources.quality_settings import load_settings
 from resources.settings import LANDING_DATASETS, TarmacPaths
 from resources.warehouse import WAREHOUSE_POOL, loaded_landing_files, partition_row_counts
@@ -35,13 +34,8 @@ def _build(
     The counts are read after dbt has exited: DuckDB allows one process on the file while a
     writer holds it, so nothing may read alongside the dbt process.
     """
-    # buildable: a test that reads several layers (row conservation) runs with the last of them
-    invocation = dbt.cli(
-        ["build", "--vars", json.dumps(dbt_vars), "--indirect-selection", "buildable"],
-        context=context,
-        raise_on_error=False,
-    )
-    events = list(invocation.stream())
+    with dbt_build(dbt, context, dbt_vars) as invocation:
+        events = list(invocation.stream())
     keys = {id(e): _asset_key(context, e) for e in events}
     counts = partition_row_counts(
         TarmacPaths.from_env().warehouse,

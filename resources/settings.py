@@ -59,6 +59,11 @@ class TarmacPaths:
         return self.data_dir / "mlflow"
 
     @property
+    def dbt_partial_parse(self) -> Path:
+        """dbt's parse of the project for this data dir (its profile), kept between invocations."""
+        return self.data_dir / "dbt" / "partial_parse.msgpack"
+
+    @property
     def reports(self) -> Path:
         return self.data_dir / "reports"
 

@@ -2,7 +2,7 @@
 leaves exactly the same warehouse contents (load metadata aside)."""
 
 from resources.landing_zone import days_between, fill_landing_zone
-from resources.settings import TarmacPaths
+from resources.settings import DBT_PROJECT_DIR, TarmacPaths
 from tests.conftest import table_hash
 
 TABLES = [
@@ -21,7 +21,7 @@ def hashes(paths: TarmacPaths) -> dict[str, tuple[int, str]]:
     return {table: table_hash(paths, table) for table in TABLES}
 
 
-def test_rerunning_a_partition_changes_nothing(paths, land, run_days):
+def test_rerunning_a_partition_changes_nothing(paths, land, run_days, query):
     """Materializing the same day twice replaces its rows instead of adding to them."""
     day = "2013-02-12"  # has an impossible 1,048 mph wind, so the quarantine table is not empty
     land(day, day)
@@ -29,9 +29,18 @@ def test_rerunning_a_partition_changes_nothing(paths, land, run_days):
     first = hashes(paths)
     assert all(count > 0 for count, _ in first.values()), first
 
-    run_days(day, day)
+    reference_run, daily_run = run_days(day, day)
 
     assert hashes(paths) == first
+    # the run's values reach dbt through the environment (run_var): its lineage names this run
+    assert query("select distinct load_id from gold.flight_features") == [(daily_run.run_id,)]
+    assert query("select distinct load_id from bronze.flights") == [(daily_run.run_id,)]
+    # and none of the second round's dbt invocations parsed the project again
+    logs = [log for run in (reference_run, daily_run)
+            for log in (DBT_PROJECT_DIR / "target").glob(f"*-{run.run_id[:7]}-*/dbt.log")]
+    assert len(logs) == 4  # reference, bronze, silver, gold
+    reparsed = [log.parent.name for log in logs if "UnableToPartialParse" in log.read_text()]
+    assert reparsed == [], reparsed
 
 
 def test_range_run_equals_day_by_day_runs(paths, land, run_days, query, tmp_path, monkeypatch):

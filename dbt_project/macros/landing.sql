@@ -113,7 +113,7 @@ select
     source_file,
     file_checksum,
     source_line_number,
-    '{{ var("load_id") }}' as load_id,
+    '{{ run_var("load_id") }}' as load_id,
     now() as ingested_at
 from parsed
 {% endmacro %}

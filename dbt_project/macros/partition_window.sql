@@ -2,8 +2,8 @@
     the window, the model's select returns only rows inside it, and the append puts them back,
     all in one transaction. A re-run, or a range run instead of day by day, gives the same table. -#}
 
-{% macro window_start() %}'{{ var("min_date") }}'::date{% endmacro %}
-{% macro window_end() %}'{{ var("max_date") }}'::date{% endmacro %}
+{% macro window_start() %}'{{ run_var("min_date") }}'::date{% endmacro %}
+{% macro window_end() %}'{{ run_var("max_date") }}'::date{% endmacro %}
 
 {% macro in_window(column, lookback_days=0) -%}
     ({{ column }} >= {{ window_start() }} - interval {{ lookback_days | int }} day and {{ column }} < {{ window_end() }})

@@ -22,5 +22,5 @@ with features as (
     ) }}
 )
 
-select *, '{{ var("load_id") }}' as load_id, now() as computed_at
+select *, '{{ run_var("load_id") }}' as load_id, now() as computed_at
 from features

@@ -6,7 +6,7 @@
 select
     f.* exclude (load_id, computed_at),
     {{ is_delayed("s.arr_delay") }} as is_delayed,
-    '{{ var("load_id") }}' as load_id,
+    '{{ run_var("load_id") }}' as load_id,
     now() as computed_at
 from {{ ref("gold_flight_features") }} f
 join {{ ref("silver_flights") }} s using (flight_id)
