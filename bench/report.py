@@ -43,24 +43,19 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a is not None and b else None
 
 
-def work(profile: dict, total: float) -> list[tuple[str, float | None]]:
+def work(profile: dict, total: float) -> list[tuple[str, float]]:
     """The backfill's time by kind of work, adding up to `total`: dbt's three phases, the checks'
     evaluating and recording, each other step, and the command's time outside any step."""
-    steps = profile["steps"]
-    dbt_steps = profile["dbt_steps_seconds"]
-    checks, check_recording = profile["check_seconds"], profile.get("check_recording_seconds")
+    steps, before, after = profile["steps"], profile["dbt_before_nodes"], profile["dbt_after_nodes"]
+    recording = profile["check_recording_seconds"]
     others = {k: v for k, v in steps.items() if k not in profile["dbt_step_keys"] and not k.endswith("checks")}
-    rows: list[tuple[str, float | None]] = [
-        ("dbt: starting and parsing the project (step start → first node)", profile["dbt_before_nodes"]),
-        ("dbt: running models and tests (first node → last)",
-         dbt_steps - profile["dbt_before_nodes"] - profile["dbt_after_nodes"]),
-        ("dbt steps: row counts, materialization and landing records (last node → step end)", profile["dbt_after_nodes"]),
-        ("asset checks: evaluating (and drift reports)",
-         None if check_recording is None else checks - check_recording),
-        ("asset checks: writing evaluations to the instance", check_recording),
+    rows = [
+        ("dbt: starting and parsing the project (step start → first node)", before),
+        ("dbt: running models and tests (first node → last)", profile["dbt_steps_seconds"] - before - after),
+        ("dbt steps: row counts, materialization and landing records (last node → step end)", after),
+        ("asset checks: evaluating (and drift reports)", profile["check_seconds"] - recording),
+        ("asset checks: writing evaluations to the instance", recording),
     ]
-    if check_recording is None:
-        rows[3:5] = [("asset checks", checks)]
     rows += [(f"`{k}`", v) for k, v in sorted(others.items(), key=lambda kv: -kv[1])]
     rows.append(("outside steps (process, definitions, run planning)", total - sum(steps.values())))
     return rows
