@@ -1,7 +1,7 @@
 """Tarmac's command line: fill the landing zone, backfill the pipeline headlessly, open the instance.
 
     python -m resources.cli landing --all | --day 2013-01-05 | --start 2013-01-01 --end 2013-01-31
-                                    [--scale-factor 10] [--seed 13]
+                                    [--scale-factor 10] [--seed 13] [--overwrite]
     python -m resources.cli backfill --start 2013-01-01 --end 2013-12-31 [--skip-if-materialized]
                                      [--scale-factor 10] [--seed 13]
     python -m resources.cli replay [--start 2013-01-01] [--end 2013-12-31] [--seconds-per-day 60]
@@ -29,7 +29,7 @@ def _landing(args: argparse.Namespace) -> int:
     else:
         raise SystemExit("landing: give --all, --day DAY, or --start DAY --end DAY")
     paths = TarmacPaths.from_env()
-    report = fill_landing_zone(paths, days_between(start, end), args.scale_factor, args.seed)
+    report = fill_landing_zone(paths, days_between(start, end), args.scale_factor, args.seed, overwrite=args.overwrite)
     print(f"landing zone {paths.landing}: {report.summary()}")
     return 0
 
@@ -162,9 +162,16 @@ def main(argv: list[str] | None = None) -> int:
     landing.add_argument("--end")
     landing.add_argument("--scale-factor", type=int, default=1, help="copies of each day's flights (benchmarks)")
     landing.add_argument("--seed", type=int, default=13)
+    landing.add_argument(
+        "--overwrite", action="store_true",
+        help="replace landed files whose content differs from the package's (the simulator only: "
+        "by default a landed file is upstream's delivery and is never changed)",
+    )
     landing.set_defaults(handler=_landing)
 
-    backfill = commands.add_parser("backfill", help="land and materialize every asset for a range of days")
+    backfill = commands.add_parser(
+        "backfill", help="land the range's missing files (never changing a landed one) and materialize every asset for it"
+    )
     backfill.add_argument("--start", required=True)
     backfill.add_argument("--end", required=True)
     backfill.add_argument("--skip-if-materialized", action="store_true")

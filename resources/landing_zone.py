@@ -3,8 +3,10 @@
 Upstream delivers one CSV per local day and dataset (`landing/flights/2013-01-01.csv`), in the
 source's own columns and formatting, plus the reference tables. The writer copies the source lines
 verbatim, so that every quirk of the real data (``NA``, ``2400``, the 1,048 mph wind) reaches bronze
-untouched. Files are written atomically and only when their content changes: a sensor never sees
-half a file, and an unchanged file keeps its checksum and modification time.
+untouched. Files are written atomically (a sensor never sees half a file) and only where none is
+landed yet: a landed file is upstream's delivery, the log every layer is rebuilt from, and a file
+that upstream corrected or damaged must reach bronze as delivered. Only the simulator's explicit
+`overwrite` replaces a file, and then only when its content differs.
 """
 
 from __future__ import annotations
@@ -91,10 +93,11 @@ def _scaled_planes(rows: list[str], factor: int) -> list[str]:
     return out
 
 
-def write_atomically(path: Path, content: str) -> bool:
-    """Write `content` to `path` unless it already holds exactly that; True if the file changed."""
+def write_atomically(path: Path, content: str, overwrite: bool = False) -> bool:
+    """Write `content` to `path` if no file is there (with `overwrite`: unless it holds exactly that);
+    True if the file was written."""
     data = content.encode("utf-8")
-    if path.exists() and hashlib.md5(path.read_bytes()).digest() == hashlib.md5(data).digest():
+    if path.exists() and (not overwrite or hashlib.md5(path.read_bytes()).digest() == hashlib.md5(data).digest()):
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -107,12 +110,12 @@ def write_atomically(path: Path, content: str) -> bool:
 @dataclass
 class LandingReport:
     written: list[Path]
-    unchanged: int
+    kept: int  # files already landed and left as they are
     days_without_data: dict[str, list[str]]
 
     def summary(self) -> str:
         gaps = "; ".join(f"no {ds} rows for {', '.join(days)}" for ds, days in self.days_without_data.items() if days)
-        return f"{len(self.written)} files written, {self.unchanged} unchanged" + (f" ({gaps})" if gaps else "")
+        return f"{len(self.written)} files written, {self.kept} already landed" + (f" ({gaps})" if gaps else "")
 
 
 def fill_landing_zone(
@@ -120,15 +123,17 @@ def fill_landing_zone(
     days: list[str],
     scale_factor: int = 1,
     seed: int = 13,
+    overwrite: bool = False,
 ) -> LandingReport:
-    """Write the landing files for `days` (and the reference tables) from the package.
+    """Write the landing files for `days` (and the reference tables) from the package, where none
+    is landed yet; `overwrite` (the simulator's, never the pipeline's) replaces files that differ.
 
     A day the source has no rows for gets no file: that is what upstream would (not) deliver.
     """
     if scale_factor < 1:
         raise ValueError(f"scale factor must be >= 1, got {scale_factor}")
     written: list[Path] = []
-    unchanged = 0
+    kept = 0
     gaps: dict[str, list[str]] = {}
     for dataset in ("flights", "weather"):
         header, rows = _source_lines(dataset)
@@ -142,20 +147,20 @@ def fill_landing_zone(
                 # one generator per day: a single day re-written alone gets the same bytes
                 day_rows = _scaled_flights(day_rows, scale_factor, random.Random(f"{seed}-{day}"))
             target = paths.landing_day_file(dataset, day)
-            if write_atomically(target, "\n".join([header, *day_rows]) + "\n"):
+            if write_atomically(target, "\n".join([header, *day_rows]) + "\n", overwrite):
                 written.append(target)
             else:
-                unchanged += 1
+                kept += 1
     for name in REFERENCE_DATASETS:
         header, rows = _source_lines(name)
         if name == "planes" and scale_factor > 1:
             rows = _scaled_planes(rows, scale_factor)
         target = paths.reference_file(name)
-        if write_atomically(target, "\n".join([header, *rows]) + "\n"):
+        if write_atomically(target, "\n".join([header, *rows]) + "\n", overwrite):
             written.append(target)
         else:
-            unchanged += 1
-    return LandingReport(written, unchanged, gaps)
+            kept += 1
+    return LandingReport(written, kept, gaps)
 
 
 def landed_days(paths: TarmacPaths, dataset: str) -> Iterator[str]:

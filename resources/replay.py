@@ -31,8 +31,8 @@ def replay(
     already = sorted(set(landed_days(paths, "flights")) & set(days))
     if already:
         log(
-            f"{len(already)} of these days are already landed ({already[0]}..{already[-1]}); unchanged files "
-            "trigger nothing. Run `make clean` first for a replay from an empty landing zone."
+            f"{len(already)} of these days are already landed ({already[0]}..{already[-1]}) and are left as "
+            "they are. Run `make clean` first for a replay from an empty landing zone."
         )
     fill_landing_zone(paths, [])  # the reference tables come first
     clock = ReplayClock.starting(start, seconds_per_day)

@@ -28,8 +28,27 @@ def test_rewriting_unchanged_files_leaves_them_untouched(paths):
     target = paths.landing_day_file("flights", "2013-01-02")
     before = target.stat().st_mtime_ns
     report = fill_landing_zone(paths, ["2013-01-02"])
-    assert report.written == [] and report.unchanged == 5
+    assert report.written == [] and report.kept == 5
     assert target.stat().st_mtime_ns == before
+
+
+def test_a_landed_file_is_never_changed_unless_the_simulator_overwrites_it(paths):
+    """Upstream's delivery is the log: a corrected or damaged file that differs from the package's
+    stays byte for byte as delivered; only the explicit overwrite puts the package's version back."""
+    fill_landing_zone(paths, ["2013-01-02", "2013-01-03"])
+    delivered = paths.landing_day_file("flights", "2013-01-02")
+    damaged = delivered.read_bytes()[:-200] + b"\xe9 not the package's bytes\r\n"
+    delivered.write_bytes(damaged)
+    missing = paths.landing_day_file("weather", "2013-01-03")
+    missing.unlink()
+
+    report = fill_landing_zone(paths, ["2013-01-02", "2013-01-03"])
+    assert delivered.read_bytes() == damaged
+    assert report.written == [missing] and report.kept == 6
+
+    report = fill_landing_zone(paths, ["2013-01-02", "2013-01-03"], overwrite=True)
+    assert report.written == [delivered] and report.kept == 6
+    assert delivered.read_bytes() != damaged and delivered.read_text().endswith("\n")
 
 
 def test_a_day_without_source_rows_gets_no_file(paths):
