@@ -34,6 +34,8 @@ class ServeSettings(StrictSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     # how often the API looks for a new champion in the model registry
     model_refresh_seconds: float = Field(default=60, gt=0)
+    # a request body larger than this is refused (413) before it is parsed: a request is one flight
+    max_body_bytes: int = Field(default=65_536, ge=1)
 
 
 class OnlineSettings(StrictSettings):

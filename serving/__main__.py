@@ -4,13 +4,16 @@ speed layer replaying silver into the online store beside it.
     python -m serving [--host 127.0.0.1] [--port 8000] [--start 2013-01-01 --end 2013-12-31] [--no-speed-layer]
 
 With `online.stream: redis` the speed layer is its own process (`python -m resources.cli
-speed-layer`), and this one only serves.
+speed-layer`), and this one only serves. With TARMAC_API_TOKEN set, /features and /predict need
+`Authorization: Bearer <token>`. An online store that does not answer, or a bad token, stops the
+start with one line on stderr (exit status 1).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import threading
 
 import uvicorn
@@ -46,12 +49,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--end", default=LAST_DAY, help="last local day the embedded stream replays")
     parser.add_argument("--no-speed-layer", action="store_true", help="serve only; something else feeds the store")
     args = parser.parse_args(argv)
-    from serving.api import create_app
+    from serving.api import StartupError, create_app, open_checked_store
 
+    try:
+        # here, before uvicorn: a failure in its lifespan would be logged with a traceback
+        open_checked_store(online, TarmacPaths.from_env()).close()
+        app = create_app(online)
+    except StartupError as error:
+        print(f"python -m serving: cannot start: {error}", file=sys.stderr)
+        return 1
     if online.stream == "replay" and not args.no_speed_layer:
         TarmacPaths.from_env().warehouse.exists() or parser.error("no warehouse yet: run make backfill first")
         _replay_in_background(args.start, args.end)
-    uvicorn.run(create_app(online), host=args.host, port=args.port, workers=1, log_level="info")
+    uvicorn.run(app, host=args.host, port=args.port, workers=1, log_level="info")
     return 0
 
 

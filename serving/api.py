@@ -8,35 +8,202 @@
 
 Features are read exactly as the parity check reads them (assets/online/retrieval.py), and the
 champion is scored by the function batch scoring uses. Bad input gets a 4xx whose `detail` says
-what was wrong: 422 for a malformed request, 404 for an unknown flight, 409 when the online store
-cannot give exact values for that instant, 503 when there is no champion model.
+what was wrong: 422 for a malformed request (a time outside 1970-01-01..2100-01-01 UTC included),
+404 for an unknown flight, 409 when the online store cannot give exact values for that instant, 413
+for a body over online.serve.max_body_bytes, 401 without the bearer token when TARMAC_API_TOKEN is
+set; 503 when there is no champion model or the online store does not answer. A store unreachable
+at start-up is a start-up error (StartupError), not a server that answers 500s.
 """
 
 from __future__ import annotations
 
 import gc
+import hmac
+import logging
+import os
 import re
+import sqlite3
 import threading
 import time
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from fastapi import FastAPI, HTTPException, Query
-from pydantic import AwareDatetime, BaseModel, Field, field_validator
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import AwareDatetime, BaseModel, Field, ValidationInfo, field_validator
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from threadpoolctl import threadpool_limits
 
 from assets.ml.feature_registry import feature_registry, feature_versions
 from assets.online.events import from_us, to_us
 from assets.online.retrieval import FLIGHT, FeaturesNotAvailable, OnlineFeatures, open_online_store
 from assets.online.store import OnlineStore
+from resources.instance import redact_url
 from resources.online_settings import OnlineSettings
 from resources.settings import LOCAL_TIMEZONE, TarmacPaths
 
-FLIGHT_ID = re.compile(r"^[A-Z0-9]{2}-\d{1,4}-[A-Z]{3}-\d{8}$")
+# matched whole (fullmatch), ASCII digits only: "...\n" or full-width digits are not an id
+FLIGHT_ID = re.compile(r"[A-Z0-9]{2}-[0-9]{1,4}-[A-Z]{3}-[0-9]{8}", re.ASCII)
 LOCAL = ZoneInfo(LOCAL_TIMEZONE)
+TOKEN_ENV = "TARMAC_API_TOKEN"
+log = logging.getLogger("tarmac.serving")
+
+# Every time a request gives (and the prediction time, sched_dep_ts - horizon) must lie in this
+# range: far inside what the store's microsecond timestamps (pandas, 1677..2262) can represent.
+EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
+EARLIEST_US, LATEST_US = to_us(EARLIEST), to_us(LATEST)
+ACCEPTED_RANGE = "instants from 1970-01-01T00:00:00Z to 2100-01-01T00:00:00Z"
+
+
+def _out_of_range(field: str, moment: datetime) -> str | None:
+    """Why `moment` (tz-aware) is refused, or None. Compared as instants: no conversion can overflow."""
+    if EARLIEST <= moment <= LATEST:
+        return None
+    return f"{field} {moment.isoformat()} is outside the accepted range: {ACCEPTED_RANGE}"
+
+
+def _store_errors() -> tuple[type[Exception], ...]:
+    """What the store backends raise when their server or file does not answer."""
+    errors: list[type[Exception]] = [sqlite3.DatabaseError]  # OperationalError among them
+    try:
+        import redis
+    except ImportError:  # pragma: no cover - redis is a dependency; the SQLite store works without it
+        pass
+    else:
+        errors.append(redis.RedisError)  # ConnectionError, TimeoutError among them
+    return tuple(errors)
+
+
+STORE_ERRORS = _store_errors()
+
+
+class StartupError(RuntimeError):
+    """The API cannot start: one line saying what is wrong and what to do."""
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _store_location(store: OnlineStore, online: OnlineSettings | None = None) -> str:
+    """Where the store lives, for messages (no password)."""
+    if store.backend == "sqlite":
+        return str(getattr(store, "path", "?"))
+    if online is not None and online.store == "redis":
+        return redact_url(online.redis_url)
+    kwargs = getattr(getattr(getattr(store, "client", None), "connection_pool", None), "connection_kwargs", {})
+    if "path" in kwargs:
+        return f"unix://{kwargs['path']}"
+    return f"redis://{kwargs.get('host', '?')}:{kwargs.get('port', '?')}/{kwargs.get('db', 0)}"
+
+
+def _unreachable(backend: str, where: str, error: BaseException) -> StartupError:
+    todo = ("start Redis there, or point online.redis_url / TARMAC_REDIS_URL at a running server "
+            "(or serve the embedded store: online.store sqlite)" if backend == "redis" else
+            "check that the file's directory exists and is writable, and that no other process holds the file")
+    reason = _one_line(error).rstrip(".")
+    return StartupError(f"the online store ({backend} at {where}) is unreachable: {reason}; {todo}")
+
+
+def probe_store(store: OnlineStore, online: OnlineSettings | None = None) -> OnlineStore:
+    """`store`, once it has answered a read of its coverage; StartupError if it does not."""
+    try:
+        store.coverage()
+    except STORE_ERRORS as error:
+        raise _unreachable(store.backend, _store_location(store, online), error) from None
+    return store
+
+
+def open_checked_store(online: OnlineSettings, paths: TarmacPaths) -> OnlineStore:
+    """The configured online store, probed: StartupError, one line, if it cannot be opened or read."""
+    online = online.with_environment()
+    try:
+        store = open_online_store(online, paths)
+    except (*STORE_ERRORS, OSError) as error:  # OSError: the SQLite file's directory cannot be made
+        where = redact_url(online.redis_url) if online.store == "redis" else str(paths.data_dir / online.sqlite_path)
+        raise _unreachable(online.store, where, error) from None
+    try:
+        return probe_store(store, online)
+    except StartupError:
+        store.close()
+        raise
+
+
+class BodyTooLarge(HTTPException):
+    def __init__(self, detail: str):
+        super().__init__(413, detail, headers={"Connection": "close"})
+
+
+class BodySizeLimit:
+    """ASGI middleware: a request body over `max_body_bytes` gets 413 before anything parses it.
+
+    A Content-Length over the limit is refused without calling the app; a body without one
+    (chunked) is counted as it streams in, and the read that passes the limit fails, so the app
+    never sees more than the limit. Whatever response the app then starts is replaced by the 413."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int):
+        self.app, self.max_body_bytes = app, max_body_bytes
+
+    def _too_large(self, size: str) -> BodyTooLarge:
+        return BodyTooLarge(f"the request body ({size}) is larger than the {self.max_body_bytes:,} bytes this API "
+                            "accepts (online.serve.max_body_bytes): a request describes one flight")
+
+    @staticmethod
+    async def _respond(scope: Scope, receive: Receive, send: Send, error: HTTPException) -> None:
+        await JSONResponse({"detail": error.detail}, error.status_code, headers=error.headers)(scope, receive, send)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name.lower() != b"content-length":
+                continue
+            if not value.strip().isdigit():
+                error = HTTPException(400, f"Content-Length {value.decode('latin-1')!r} is not a number of bytes",
+                                      headers={"Connection": "close"})
+                await self._respond(scope, receive, send, error)
+                return
+            if int(value) > self.max_body_bytes:
+                await self._respond(scope, receive, send, self._too_large(f"Content-Length {int(value):,} bytes"))
+                return
+
+        received, refused, started, replaced = 0, None, False, False
+
+        async def limited_receive() -> Message:
+            nonlocal received, refused
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    refused = self._too_large("streamed without Content-Length")
+                    raise refused
+            return message
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started, replaced
+            if replaced:
+                return
+            if message["type"] == "http.response.start":
+                if refused is not None:  # the app answered a body it could not read: answer 413 instead
+                    replaced = True
+                    await self._respond(scope, receive, send, refused)
+                    return
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, guarded_send)
+        except BodyTooLarge as error:
+            if started:
+                raise
+            if not replaced:
+                await self._respond(scope, receive, send, error)
 
 
 def _freeze_heap() -> None:
@@ -84,12 +251,21 @@ class PredictRequest(BaseModel):
     flight: int = Field(ge=1, le=9999, description="Flight number.")
     origin: str = Field(description="Origin airport.")
     dest: str = Field(pattern=r"^[A-Z]{3}$", description="Destination airport (FAA code).")
-    sched_dep_ts: AwareDatetime = Field(description="Scheduled departure, with its UTC offset.")
+    sched_dep_ts: AwareDatetime = Field(
+        description="Scheduled departure, with its UTC offset, between 1970-01-01 and 2100-01-01 UTC."
+    )
     tailnum: str | None = Field(default=None, max_length=8, description="Tail number, if known.")
     distance: int | None = Field(default=None, ge=1, le=10_000, description="Miles.")
     as_of: AwareDatetime | None = Field(
         default=None, description="Read features as of this instant instead of sched_dep_ts - horizon."
     )
+
+    @field_validator("sched_dep_ts", "as_of")
+    @classmethod
+    def _in_range(cls, moment: datetime | None, info: ValidationInfo) -> datetime | None:
+        if moment is not None and (reason := _out_of_range(info.field_name, moment)):
+            raise ValueError(reason)
+        return moment
 
     @field_validator("origin")
     @classmethod
@@ -118,6 +294,8 @@ def _parse_instant(text: str) -> int:
         raise HTTPException(422, f"as_of {text!r} is not an ISO 8601 time such as 2013-06-10T08:00:00Z") from None
     if moment.tzinfo is None:
         raise HTTPException(422, f"as_of {text!r} has no time zone: give an offset such as Z or -04:00")
+    if reason := _out_of_range("as_of", moment):
+        raise HTTPException(422, reason)
     return to_us(moment)
 
 
@@ -126,30 +304,66 @@ def create_app(
     paths: TarmacPaths | None = None,
     store: OnlineStore | None = None,
     horizon_minutes: int | None = None,
+    api_token: str | None = None,
 ) -> FastAPI:
-    """The API over the configured online store (or `store`), with the registry's champion."""
+    """The API over the configured online store (or `store`), with the registry's champion.
+
+    `api_token` (default: the environment's TARMAC_API_TOKEN; "" for none) makes /features and
+    /predict require `Authorization: Bearer <token>`. Start-up (the lifespan) raises StartupError
+    when the store does not answer."""
     from assets.ml.offline_store import default_horizon_minutes
     from resources.quality_settings import load_settings
 
     online = (online or load_settings().online).with_environment()
     paths = paths or TarmacPaths.from_env()
-    horizon_us = (default_horizon_minutes() if horizon_minutes is None else horizon_minutes) * 60_000_000
+    horizon_minutes = default_horizon_minutes() if horizon_minutes is None else horizon_minutes
+    horizon_us = horizon_minutes * 60_000_000
+    token = os.environ.get(TOKEN_ENV, "") if api_token is None else api_token
+    if token != "".join(token.split()):
+        raise StartupError(f"{TOKEN_ENV} must not hold whitespace: a bearer token is sent as one word")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         # a request scores one row: OpenMP's threads gain nothing there and cost their start-up on
         # every call (a single-row predict takes 18 ms on one thread, 24 ms on two, here)
         threadpool_limits(limits=1, user_api="openmp")
-        app.state.store = store or open_online_store(online, paths)
-        app.state.features = OnlineFeatures(app.state.store)
-        app.state.champion = Champion(paths, online.serve.model_refresh_seconds)
-        app.state.champion.get()  # load it now, not on the first request
-        _freeze_heap()
-        yield
-        if store is None:
-            app.state.store.close()
+        app.state.store = open_checked_store(online, paths) if store is None else probe_store(store)
+        try:
+            app.state.features = OnlineFeatures(app.state.store)
+            app.state.champion = Champion(paths, online.serve.model_refresh_seconds)
+            app.state.champion.get()  # load it now, not on the first request
+            _freeze_heap()
+            yield
+        finally:
+            if store is None:
+                app.state.store.close()
 
     app = FastAPI(title="Tarmac serving", version="1", lifespan=lifespan)
+    app.add_middleware(BodySizeLimit, max_body_bytes=online.serve.max_body_bytes)
+
+    def unavailable(error: Exception) -> str:
+        log.warning("online store (%s) error: %s: %s", app.state.store.backend, type(error).__name__, _one_line(error))
+        return (f"the online store ({app.state.store.backend}) is unavailable: {type(error).__name__}: "
+                f"{_one_line(error).rstrip('.')}; try again when it is back")
+
+    async def store_unavailable(request: Request, error: Exception) -> JSONResponse:
+        return JSONResponse({"detail": unavailable(error)}, status_code=503)
+
+    for error_class in STORE_ERRORS:
+        app.add_exception_handler(error_class, store_unavailable)
+
+    bearer = HTTPBearer(auto_error=False, description=f"the token in {TOKEN_ENV}")
+
+    async def require_token(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        if credentials is None:
+            raise HTTPException(401, "this API needs `Authorization: Bearer <token>` (the server's TARMAC_API_TOKEN)",
+                                headers={"WWW-Authenticate": "Bearer"})
+        # the header's bytes (Starlette decodes them as latin-1) against the token's UTF-8
+        if not hmac.compare_digest(credentials.credentials.encode("latin-1"), token.encode("utf-8")):
+            raise HTTPException(401, "the bearer token is not this API's token",
+                                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+    protected = [Depends(require_token)] if token else []
 
     def vector(record: dict[str, Any], as_of_us: int) -> dict[str, Any]:
         try:
@@ -157,32 +371,38 @@ def create_app(
         except FeaturesNotAvailable as reason:
             raise HTTPException(409, str(reason)) from None
 
-    @app.get("/health")
-    def health() -> dict[str, Any]:
-        coverage = app.state.store.coverage()
+    @app.get("/health", response_model=None)
+    def health() -> dict[str, Any] | JSONResponse:
+        try:
+            coverage = app.state.store.coverage()
+            flights = app.state.store.count_records(FLIGHT)
+        except STORE_ERRORS as error:
+            return JSONResponse({"status": "unavailable", "store": app.state.store.backend,
+                                 "detail": unavailable(error)}, status_code=503)
         champion = app.state.champion.get()
         return {
             "status": "ok",
             "store": app.state.store.backend,
             "watermark": from_us(coverage.watermark_us).isoformat() if coverage.watermark_us is not None else None,
-            "flights": app.state.store.count_records(FLIGHT),
+            "flights": flights,
             "model": {"name": champion[0], "version": champion[1]} if champion else None,
         }
 
-    @app.get("/features/{flight_id}")
+    @app.get("/features/{flight_id}", dependencies=protected)
     def features(
         flight_id: str,
         as_of: str | None = Query(default=None, description="ISO 8601 instant with an offset; default prediction_ts"),
     ) -> dict[str, Any]:
-        if not FLIGHT_ID.match(flight_id):
+        if not FLIGHT_ID.fullmatch(flight_id):
             raise HTTPException(422, f"{flight_id!r} is not a flight id: carrier-flight-origin-YYYYMMDD, "
                                      "e.g. UA-1545-EWR-20130101")
+        requested_us = None if as_of is None else _parse_instant(as_of)  # the request's own faults first
         record = app.state.store.get_record(FLIGHT, flight_id)
         if record is None:
             raise HTTPException(404, f"flight {flight_id} is not in the online store: its day must be loaded "
                                      "(materialize online/flight_features for it)")
         prediction_us = to_us(pd.Timestamp(record["prediction_ts"]))
-        as_of_us = prediction_us if as_of is None else _parse_instant(as_of)
+        as_of_us = prediction_us if requested_us is None else requested_us
         try:
             values, source = app.state.features.for_flight(record, as_of_us), "stream"
         except FeaturesNotAvailable as reason:
@@ -196,12 +416,16 @@ def create_app(
             "features": values, "feature_versions": feature_versions(),
         }
 
-    @app.post("/predict")
+    @app.post("/predict", dependencies=protected)
     def predict(request: PredictRequest) -> dict[str, Any]:
         from assets.ml.training import delay_probability
 
-        record = request.flight_record()
         prediction_us = to_us(request.sched_dep_ts) - horizon_us
+        if not EARLIEST_US <= prediction_us <= LATEST_US:
+            raise HTTPException(422, f"sched_dep_ts {request.sched_dep_ts.isoformat()} less the "
+                                     f"{horizon_minutes}-minute horizon is {from_us(prediction_us).isoformat()}, "
+                                     f"outside the accepted range of prediction times: {ACCEPTED_RANGE}")
+        record = request.flight_record()
         as_of_us = to_us(request.as_of) if request.as_of is not None else prediction_us
         if as_of_us > prediction_us:
             raise HTTPException(422, f"as_of {from_us(as_of_us).isoformat()} is after the prediction time "

@@ -1,14 +1,20 @@
 """The serving API over both online stores (SQLite, and a real Redis when the services run), and
-the Redis Stream path of the speed layer: values, provenance, and a 4xx with a reason for each
-kind of bad request."""
+the Redis Stream path of the speed layer: values, provenance, a 4xx with a reason for each kind
+of bad request (hostile ones included: times out of range, ids with a trailing newline, huge
+bodies, missing tokens), and a clear error or a 503 when the store does not answer."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import uuid
 
+import anyio
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
+import redis
 from fastapi.testclient import TestClient
 
 from assets.ml.feature_registry import model_features
@@ -17,8 +23,9 @@ from assets.online.retrieval import FLIGHT, PLANE
 from assets.online.runner import run_speed_layer
 from assets.online.speed_layer import SpeedLayer
 from assets.online.store import RedisOnlineStore, SqliteOnlineStore
-from resources.online_settings import OnlineSettings
-from serving.api import create_app
+from resources.online_settings import OnlineSettings, ServeSettings
+from serving import __main__ as serving_main
+from serving.api import StartupError, create_app
 
 MIN = 60_000_000
 SCHED = pd.Timestamp("2013-06-09 16:30", tz="UTC")  # 12:30 in New York
@@ -123,6 +130,37 @@ def test_bad_feature_requests_get_a_4xx_with_the_reason(client):
     assert client.get("/features/AA-100-LGA-20130531", params={"as_of": "2013-05-31T14:00:00Z"}).status_code == 409
 
 
+@pytest.mark.parametrize(
+    "flight_id",
+    [
+        "AA-100-LGA-20130609%0A",  # a trailing newline: `$` alone let it through
+        "AA-100-LGA-20130609%0Ajunk",
+        "%20AA-100-LGA-20130609",
+        "AA-%EF%BC%91%EF%BC%90%EF%BC%90-LGA-20130609",  # full-width digits are \d too
+    ],
+)
+def test_a_flight_id_is_matched_whole(client, flight_id):
+    response = client.get(f"/features/{flight_id}")
+    assert response.status_code == 422, response.text
+    assert "not a flight id" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "as_of",
+    ["0001-01-01T00:00:00Z", "0001-01-01T00:00:00+04:00", "9999-12-31T23:59:59Z", "9999-12-31T23:59:59-04:00",
+     "1969-12-31T23:59:59Z", "2100-01-01T00:00:01Z"],
+)
+def test_feature_times_outside_the_accepted_range_get_a_422(client, as_of):
+    response = client.get(f"/features/{FLIGHT_ID}", params={"as_of": as_of})
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert detail.startswith("as_of ") and as_of[:19] in detail and "outside the accepted range" in detail
+    assert "1970-01-01T00:00:00Z to 2100-01-01T00:00:00Z" in detail
+    assert client.get(f"/features/{FLIGHT_ID}", params={"as_of": "1970-01-01T00:00:00Z"}).status_code == 409
+    # the request's fault is said before the store is asked for the flight
+    assert client.get("/features/AA-101-LGA-20130609", params={"as_of": as_of}).status_code == 422
+
+
 PREDICT = {"carrier": "AA", "flight": 100, "origin": "LGA", "dest": "ORD", "sched_dep_ts": "2013-06-09T12:30:00-04:00",
            "tailnum": "N100AA", "distance": 733}  # fmt: skip
 
@@ -151,6 +189,17 @@ def test_predict_scores_the_online_features_with_the_champion(client):
         ({"distance": -5}, 422, "greater than or equal to 1"),
         ({"as_of": "2013-06-09T15:00:00Z"}, 422, "after the prediction time"),
         ({"sched_dep_ts": "2013-06-20T12:30:00-04:00"}, 409, "after the speed layer's watermark"),
+        # hostile values: whole-string patterns, and times every conversion can hold
+        ({"carrier": "AA\n"}, 422, "String should match pattern"),
+        ({"dest": "ORD\n"}, 422, "String should match pattern"),
+        ({"origin": "LGA\n"}, 422, "not an origin the model knows"),
+        ({"sched_dep_ts": "0001-01-01T00:00:00Z"}, 422, "sched_dep_ts 0001-01-01T00:00:00+00:00 is outside the accepted"),
+        ({"sched_dep_ts": "0001-01-01T00:00:00+04:00"}, 422, "sched_dep_ts 0001-01-01T00:00:00+04:00 is outside"),
+        ({"sched_dep_ts": "9999-12-31T23:59:59-04:00"}, 422, "sched_dep_ts 9999-12-31T23:59:59-04:00 is outside"),
+        ({"as_of": "0001-01-01T00:00:00Z"}, 422, "as_of 0001-01-01T00:00:00+00:00 is outside the accepted range"),
+        ({"as_of": "9999-12-31T23:59:59Z"}, 422, "1970-01-01T00:00:00Z to 2100-01-01T00:00:00Z"),
+        # in range itself, but the prediction time sched_dep_ts - 2 h is not
+        ({"sched_dep_ts": "1970-01-01T01:00:00Z"}, 422, "less the 120-minute horizon is 1969-12-31T23:00:00+00:00"),
     ],
 )
 def test_bad_predict_requests_get_a_4xx_with_the_reason(client, change, status, reason):
@@ -163,6 +212,149 @@ def test_bad_predict_requests_get_a_4xx_with_the_reason(client, change, status, 
 def test_predict_without_a_champion_is_unavailable(client):
     response = client.post("/predict", json=PREDICT)  # the test's data dir holds no model registry
     assert response.status_code == 503 and "champion" in response.json()["detail"]
+
+
+BIG = json.dumps({**PREDICT, "padding": "x" * 11_000_000}).encode()  # valid JSON: only its size is wrong
+
+
+def _refused_as_too_large(response) -> str:
+    assert response.status_code == 413, response.text[:300]
+    assert response.headers["content-type"] == "application/json"
+    return response.json()["detail"]
+
+
+def test_a_body_over_the_limit_gets_a_413_before_it_is_parsed(client):
+    client.app.state.champion = StubChampion(RecordingModel())
+    with_length = client.post("/predict", content=BIG, headers={"content-type": "application/json"})
+    assert "Content-Length 11,000,1" in _refused_as_too_large(with_length)
+    assert "larger than the 65,536 bytes" in with_length.json()["detail"]
+    chunks = (BIG[i:i + 65_536] for i in range(0, len(BIG), 65_536))
+    chunked = client.post("/predict", content=chunks, headers={"content-type": "application/json"})
+    assert "content-length" not in chunked.request.headers and chunked.request.headers["transfer-encoding"] == "chunked"
+    assert "without Content-Length" in _refused_as_too_large(chunked)
+    assert client.post("/predict", json=PREDICT).status_code == 200  # a request of one flight fits
+
+
+def test_a_streamed_body_is_cut_off_once_it_passes_the_limit(client):
+    """The ASGI stream, chunk by chunk: the app stops reading at the limit, not at the body's end."""
+    sent = []
+
+    async def chunks():
+        for _ in range(200):  # 12.5 MiB, were it all read
+            sent.append(65_536)
+            yield b" " * 65_536
+
+    async def post():
+        transport = httpx.ASGITransport(app=client.app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://tarmac") as http:
+            return await http.post("/predict", content=chunks(), headers={"content-type": "application/json"})
+
+    assert "without Content-Length" in _refused_as_too_large(anyio.run(post))
+    assert sum(sent) <= 3 * 65_536
+
+
+def test_the_body_limit_is_the_serve_setting(store, paths):
+    online = OnlineSettings(serve=ServeSettings(max_body_bytes=100))
+    with TestClient(create_app(online, paths, store=store, horizon_minutes=120)) as small:
+        small.app.state.champion = StubChampion(RecordingModel())
+        assert "larger than the 100 bytes" in _refused_as_too_large(small.post("/predict", json=PREDICT))
+        assert small.get(f"/features/{FLIGHT_ID}").status_code == 200  # no body, nothing to refuse
+
+
+TOKEN = "s3cret-token"
+
+
+@pytest.fixture
+def guarded(store, paths):
+    with TestClient(create_app(OnlineSettings(), paths, store=store, horizon_minutes=120, api_token=TOKEN)) as client:
+        client.app.state.champion = StubChampion(RecordingModel())
+        yield client
+
+
+@pytest.mark.parametrize(
+    "authorization",
+    [None, "Bearer", "Bearer wrong-token", f"Bearer {TOKEN}x", f"Basic {TOKEN}", TOKEN, b"Bearer \xff\xfe"],
+)
+def test_with_a_token_set_features_and_predict_need_it(guarded, authorization):
+    headers = {} if authorization is None else {"Authorization": authorization}
+    for response in (guarded.get(f"/features/{FLIGHT_ID}", headers=headers),
+                     guarded.post("/predict", json=PREDICT, headers=headers)):
+        assert response.status_code == 401, response.text
+        assert response.headers["www-authenticate"].startswith("Bearer")
+        assert "token" in response.json()["detail"]
+
+
+def test_the_right_token_is_let_in_and_health_stays_open(guarded):
+    for scheme in ("Bearer", "bearer"):
+        headers = {"Authorization": f"{scheme} {TOKEN}"}
+        assert guarded.get(f"/features/{FLIGHT_ID}", headers=headers).json()["features"] == _approx(EXPECTED)
+        assert guarded.post("/predict", json=PREDICT, headers=headers).json()["delay_probability"] == 0.75
+    assert guarded.get("/health").status_code == 200
+
+
+def test_the_token_defaults_to_the_environment(store, paths, monkeypatch):
+    monkeypatch.setenv("TARMAC_API_TOKEN", TOKEN)
+    with TestClient(create_app(OnlineSettings(), paths, store=store, horizon_minutes=120)) as client:
+        assert client.get(f"/features/{FLIGHT_ID}").status_code == 401
+        assert client.get(f"/features/{FLIGHT_ID}", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    with TestClient(create_app(OnlineSettings(), paths, store=store, horizon_minutes=120, api_token="")) as client:
+        assert client.get(f"/features/{FLIGHT_ID}").status_code == 200  # "" turns it off
+    with pytest.raises(StartupError, match="must not hold whitespace"):
+        create_app(OnlineSettings(), paths, store=store, horizon_minutes=120, api_token="two words")
+
+
+@pytest.fixture
+def no_store_overrides(monkeypatch):
+    for var in ("TARMAC_ONLINE_STORE", "TARMAC_REDIS_URL", "TARMAC_EVENT_STREAM"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def test_a_store_unreachable_at_start_up_is_a_start_up_error(paths, no_store_overrides):
+    down = OnlineSettings(store="redis", redis_url="redis://:hunter2@127.0.0.1:1/0")
+    with pytest.raises(RuntimeError, match=r"^the online store \(redis at redis://:\*\*\*@127\.0\.0\.1:1/0\) is "
+                                           r"unreachable: .*Connection refused; start Redis there") as raised:
+        with TestClient(create_app(down, paths, horizon_minutes=120)):
+            pass
+    assert "\n" not in str(raised.value) and "hunter2" not in str(raised.value)
+    (paths.data_dir / "online").write_text("a file where the store's directory should be")
+    with pytest.raises(StartupError, match=r"^the online store \(sqlite at .*online_store\.sqlite\) is unreachable"):
+        with TestClient(create_app(OnlineSettings(), paths, horizon_minutes=120)):
+            pass
+
+
+def test_python_m_serving_says_why_it_cannot_start_in_one_line(paths, no_store_overrides, monkeypatch, capsys):
+    monkeypatch.setenv("TARMAC_ONLINE_STORE", "redis")
+    monkeypatch.setenv("TARMAC_REDIS_URL", "redis://127.0.0.1:1/0")
+    served = []
+    monkeypatch.setattr(serving_main.uvicorn, "run", lambda app, **options: served.append(options))
+    assert serving_main.main(["--no-speed-layer"]) == 1
+    err = capsys.readouterr().err
+    assert not served and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("python -m serving: cannot start: the online store (redis at redis://127.0.0.1:1/0)")
+
+
+class _BrokenConnection:
+    """A SQLite connection whose disk has gone away."""
+
+    def execute(self, *args, **kwargs):
+        raise sqlite3.OperationalError("disk I/O error")
+
+
+def test_a_store_that_stops_answering_gets_503_not_500(client, store, monkeypatch):
+    client.app.state.champion = StubChampion(RecordingModel())
+    with monkeypatch.context() as m:
+        if store.backend == "redis":
+            m.setattr(store, "client", redis.Redis.from_url("redis://127.0.0.1:1/0"))
+        else:
+            m.setattr(store, "_con", _BrokenConnection())
+        for response in (client.get("/health"), client.get(f"/features/{FLIGHT_ID}"),
+                         client.post("/predict", json=PREDICT)):
+            assert response.status_code == 503, response.text
+            assert f"the online store ({store.backend}) is unavailable" in response.json()["detail"]
+        health = client.get("/health").json()
+        assert health["status"] == "unavailable" and health["store"] == store.backend
+        assert ("Connection refused" if store.backend == "redis" else "disk I/O error") in health["detail"]
+    assert client.get("/health").json()["status"] == "ok"  # back once the store answers again
 
 
 def test_redis_stream_feeds_the_same_values_as_the_in_process_replay(redis_client, tmp_path):
