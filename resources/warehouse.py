@@ -23,6 +23,7 @@ WAREHOUSE_POOL = "duckdb_warehouse"
 PARTITION_COLUMNS = {
     ("bronze", "flights"): "landing_date",
     ("bronze", "weather"): "landing_date",
+    ("bronze", "rejected_files"): "landing_date",
     ("silver", "flights"): "flight_date",
     ("silver", "weather"): "obs_date",
     ("silver", "quarantine"): "landing_date",
@@ -94,7 +95,9 @@ def loaded_landing_files(
     warehouse: Path, keys: Iterable[dg.AssetKey], window: tuple[str | None, str | None]
 ) -> list[tuple[dg.AssetKey, str, str, int]]:
     """(bronze key, source file, md5 of its content, rows) of every landing file a bronze table holds
-    for the window (the whole table when it is not partitioned): what was actually loaded."""
+    for the window (the whole table when it is not partitioned): what was actually loaded. A file
+    bronze.rejected_files holds was processed too, with no rows: it is not loaded again until
+    upstream delivers other bytes."""
     out = []
     bronze = [k for k in keys if len(k.path) == 2 and k.path[0] == "bronze"]
     if not bronze or not warehouse.exists():
@@ -105,6 +108,13 @@ def loaded_landing_files(
             where, params = "", []
             if column and window[0] and window[1]:
                 where, params = f"where {column} >= ? and {column} < ?", [window[0], window[1]]
+            if key.path[1] == "rejected_files":
+                rows = con.execute(
+                    f'select dataset, source_file, file_checksum from "bronze"."rejected_files" {where} order by all',
+                    params,
+                ).fetchall()
+                out.extend((dg.AssetKey(["bronze", dataset]), file, checksum, 0) for dataset, file, checksum in rows)
+                continue
             rows = con.execute(
                 f'select source_file, file_checksum, count(*) from "bronze"."{key.path[1]}" {where} '
                 "group by all order by source_file",

@@ -21,7 +21,6 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -30,6 +29,7 @@ from dagster._core.execution.backfill import BulkActionStatus
 from assets.medallion import LANDING_CHECKSUM
 from assets.partitions import RANGE_END, RANGE_START, daily_partitions, partition_days
 from resources.pipeline import ML_GROUP
+from resources.landing_zone import contiguous_ranges
 from resources.quality_settings import load_settings
 from resources.settings import LANDING_DATASETS, REFERENCE_DATASETS, TarmacPaths
 
@@ -149,17 +149,6 @@ def in_flight(instance: dg.DagsterInstance, loaders: dict[dg.AssetKey, str]) -> 
             elif key in target.non_partitioned_asset_keys:
                 busy.add((dataset, None))
     return busy
-
-
-def contiguous_ranges(days: Iterable[str]) -> list[tuple[str, str]]:
-    """Sorted ISO days folded into [first, last] ranges of consecutive days."""
-    ranges: list[list[str]] = []
-    for day in sorted(set(days)):
-        if ranges and date.fromisoformat(day) - date.fromisoformat(ranges[-1][1]) == timedelta(days=1):
-            ranges[-1][1] = day
-        else:
-            ranges.append([day, day])
-    return [(a, b) for a, b in ranges]
 
 
 def run_key(prefix: str, changes: list[tuple[LandingFile, str]]) -> str:

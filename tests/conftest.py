@@ -157,6 +157,19 @@ def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
 
 
 @pytest.fixture
+def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A DAGSTER_HOME of this test's, configured by the project's own `.dagster/dagster.yaml` (the
+    warehouse pool, the run queue), as the command line uses it."""
+    import shutil
+
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(PROJECT_ROOT / ".dagster" / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return home
+
+
+@pytest.fixture
 def land(paths: TarmacPaths) -> Callable[[str, str], None]:
     def _land(start: str, end: str) -> None:
         fill_landing_zone(paths, days_between(start, end))

@@ -1,12 +1,20 @@
 """Broken landing files: every bad line is kept, quarantined with its exact place, and counted;
-a file that cannot be read at all fails its partition with an error that names the file.
+a file that cannot be read at all is rejected and fails its day, and only that day.
 
 The files are real days from the landing writer, corrupted with plain Python before the run.
 Physical line numbers count the header as line 1.
 """
 
+import hashlib
 from datetime import timedelta
 from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from assets.partitions import daily_partitions
+from resources.landing_zone import days_between, fill_landing_zone
 
 # One successful run over four days, each day's files carrying different faults.
 TYPE_AND_TRUNCATION_DAY = "2013-05-06"  # flights: dep_delay 'abc' on one line; last line cut short
@@ -210,37 +218,100 @@ def test_bad_lines_are_quarantined_counted_and_a_missing_weather_day_leaves_weat
     ) == [(True,)]
 
 
-def test_unreadable_files_fail_the_partition_and_name_the_file(paths, land, run_days):
-    """A file missing a contract column, or a 0-byte file, cannot be read: the partition run fails
-    with an error that names the file and what is wrong, and nothing downstream is materialized."""
-    land("2013-05-06", "2013-05-07")
-    flights = paths.landing_day_file("flights", "2013-05-06")
-    lines = read_lines(flights)
-    assert lines[0].split(",")[DEP_DELAY] == "dep_delay"
-    write_lines(flights, [",".join(f for i, f in enumerate(line.split(",")) if i != DEP_DELAY) for line in lines])
-    paths.landing_day_file("weather", "2013-05-07").write_bytes(b"")
-
-    *reference, daily = run_days("2013-05-06", "2013-05-07", expect_success=False)
-
-    assert all(r.success for r in reference)
-    assert not daily.success
-    message = "\n".join(failure_messages(daily))
-    assert (
-        "landing file landing/flights/2013-05-06.csv: header does not match the flights contract; "
-        "missing columns: [dep_delay]; unexpected columns: []"
-    ) in message, message
-    assert "landing file landing/weather/2013-05-07.csv: empty file (0 bytes)" in message, message
-    assert daily.get_asset_materialization_events() == []
+# A 10-day backfill through the command line, with faults of every kind on some days.
+TEN_DAYS = ("2013-05-01", "2013-05-10")
+DAMAGED_DAY = "2013-05-02"  # flights: a dep_delay that is no number: the line is quarantined
+BENIGN_HEADER_DAY = "2013-05-03"  # weather: columns reordered and upper-cased, a BOM, CRLF line ends
+NOT_UTF8_DAY = "2013-05-06"  # flights: one latin-1 byte: the file cannot be read
 
 
-def failure_messages(result) -> list[str]:
-    """The error text of every failure event of a run, causes included."""
-    messages = []
-    for event in result.all_events:
-        if not event.is_failure:
-            continue
-        error = getattr(event.event_specific_data, "error", None)
-        while error is not None:
-            messages.append(error.message)
-            error = error.cause
-    return messages
+@pytest.mark.slow
+def test_a_file_that_cannot_be_read_fails_its_day_only_and_no_landed_file_is_changed(paths, dagster_home, capsys):
+    """`backfill` never rewrites a landed file; a file it cannot read is rejected with the place of
+    the fault, fails its day's checks with ERROR and alerts, and its day's later layers fail,
+    while the nine other days are materialized; benign header variations are read by name."""
+    from resources.cli import main
+    from resources.instance import dagster_instance
+    from sensors.alerts import collect_alerts
+
+    days = days_between(*TEN_DAYS)
+    fill_landing_zone(paths, days)
+    damaged = paths.landing_day_file("flights", DAMAGED_DAY)
+    lines = read_lines(damaged)
+    bad_index = departed_line_index(lines, 5)
+    fields = lines[bad_index].split(",")
+    fields[DEP_DELAY] = "abc"
+    lines[bad_index] = ",".join(fields)
+    write_lines(damaged, lines)
+
+    benign = paths.landing_day_file("weather", BENIGN_HEADER_DAY)
+    weather_rows = [line.split(",") for line in read_lines(benign)]
+    order = list(reversed(range(len(weather_rows[0]))))
+    reordered = [",".join(row[i] for i in order) for row in weather_rows]
+    reordered[0] = reordered[0].upper()
+    benign.write_bytes(b"\xef\xbb\xbf" + ("\r\n".join(reordered) + "\r\n").encode())
+
+    not_utf8 = paths.landing_day_file("flights", NOT_UTF8_DAY)
+    raw = not_utf8.read_bytes().split(b"\n")
+    raw[6] = raw[6][:12] + b"\xe9" + raw[6][13:]  # the 7th physical line's 13th byte
+    not_utf8.write_bytes(b"\n".join(raw))
+    bad_offset = sum(len(line) + 1 for line in raw[:6]) + 12
+    landed = {p: p.read_bytes() for p in paths.landing.rglob("*.csv")}
+
+    assert main(["backfill", "--start", TEN_DAYS[0], "--end", TEN_DAYS[1]]) == 1
+    output = capsys.readouterr().out
+
+    # the landing zone is upstream's log: every landed file is byte for byte as delivered
+    assert {p: p.read_bytes() for p in paths.landing.rglob("*.csv")} == landed
+    assert "0 files written, 23 already landed" in output, output
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        # the damage of a readable file is quarantined with its place
+        assert con.execute(
+            "select rule, source_line_number from silver.quarantine where landing_date = ?", [DAMAGED_DAY]
+        ).fetchall() == [("invalid_type", bad_index + 1)]
+        # the unreadable file: recorded, with the line and byte of the fault, nothing of it loaded
+        assert con.execute(
+            "select landing_date::varchar, dataset, source_file, file_checksum, line_number, byte_offset, reason "
+            "from bronze.rejected_files"
+        ).fetchall() == [(
+            NOT_UTF8_DAY, "flights", f"landing/flights/{NOT_UTF8_DAY}.csv", hashlib.md5(landed[not_utf8]).hexdigest(),
+            7, bad_offset,
+            f"not UTF-8 text: byte 0xE9 at byte offset {bad_offset} (line 7, byte 12 of that line) is not valid UTF-8",
+        )]
+        assert con.execute("select count(*) from bronze.flights where landing_date = ?", [NOT_UTF8_DAY]).fetchone() == (0,)
+        # the day read by name has every observation, typed as on any other day
+        assert con.execute(
+            "select silver_rows, quarantined_rows from silver.load_audit where landing_date = ? and dataset = 'weather'",
+            [BENIGN_HEADER_DAY],
+        ).fetchall() == [(len(weather_rows) - 1, 0)]
+        assert con.execute(
+            "select count(*), count(temp) from silver.weather where obs_date = ?", [BENIGN_HEADER_DAY]
+        ).fetchone() == (len(weather_rows) - 1, len(weather_rows) - 1)
+        built = {d for (d,) in con.execute("select distinct flight_date::varchar from gold.flight_features").fetchall()}
+    good_days = [d for d in days if d != NOT_UTF8_DAY]
+    assert built == set(good_days)
+
+    with dagster_instance() as instance:
+        from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
+
+        daily = [k for k in instance.get_asset_keys() if k.path[0] in ("silver", "gold") or k == dg.AssetKey(["online", "flight_features"])]
+        for key in [*daily, dg.AssetKey(["bronze", "flights"])]:
+            if key.path[-1] in ("planes", "airports", "airlines", "reference_quarantine"):
+                continue
+            materialized = instance.get_materialized_partitions(key)
+            assert set(good_days) <= materialized, key
+            if key.path[0] != "bronze":
+                assert NOT_UTF8_DAY not in materialized, key
+                status = get_and_update_asset_status_cache_value(instance, key, daily_partitions)
+                assert status.deserialize_failed_partition_subsets(daily_partitions).get_partition_keys() == [NOT_UTF8_DAY], key
+        # the bad day's check failed with ERROR, naming the file and the fault, and alerts
+        alerts, _ = collect_alerts(instance, None)
+    failed = [a for a in alerts if a["kind"] == "check_failed" and a["check_name"] == "schema" and a["partition"]]
+    # the quarantined line makes its day's bronze contract warn (in the first run and the re-run of
+    # its range); the unreadable file is an error, evaluated once
+    assert sorted({(a["asset_key"], a["partition"], a["severity"]) for a in failed}) == [
+        ("bronze/flights", DAMAGED_DAY, "WARN"), ("bronze/flights", NOT_UTF8_DAY, "ERROR")
+    ]
+    (rejected,) = [a for a in failed if a["severity"] == "ERROR"]
+    assert rejected["description"].startswith(f"landing file landing/flights/{NOT_UTF8_DAY}.csv was rejected")
+    assert f"byte offset {bad_offset} (line 7" in rejected["description"]

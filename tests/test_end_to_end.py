@@ -193,7 +193,8 @@ def test_backfill_sensors_and_propagation_against_a_running_dagster(dagster_dev)
     _let_sensors_tick(instance, runs_before=6)
     later = days_between("2013-03-04", NEW_DAY)
     expected = Counter(
-        [(key, CORRECTED_DAY) for key in ("bronze/flights", "silver/flights", "silver/quarantine", "silver/load_audit")]
+        [(key, CORRECTED_DAY) for key in ("bronze/flights", "bronze/rejected_files", "silver/flights",
+                                          "silver/quarantine", "silver/load_audit")]
         + [(key, day) for key in ("gold/flight_features", "gold/training_set", "online/flight_features")
            for day in [CORRECTED_DAY, *later]]
     )

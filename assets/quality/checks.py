@@ -125,7 +125,7 @@ def evaluate_days(
 
         return parity_outcomes(con, key, days, load_settings().online, TarmacPaths.from_env(), settings.max_failure_cases)
     if check == "schema" and column:
-        return evaluate.schema_window(warehouse, con, key, column, days, settings)
+        return evaluate.with_rejected_files(con, key, evaluate.schema_window(warehouse, con, key, column, days, settings))
     return [evaluate_day(warehouse, con, key, check, day, settings) for day in days]
 
 

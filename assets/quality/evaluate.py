@@ -90,6 +90,33 @@ def schema(
     )
 
 
+REJECTED_FILES = dg.AssetKey(["bronze", "rejected_files"])
+
+
+def with_rejected_files(con: duckdb.DuckDBPyConnection, key: dg.AssetKey, outcomes: list[Outcome]) -> list[Outcome]:
+    """A bronze day whose landing file could not be read fails its schema check with ERROR, whatever
+    the (empty) rows say: the delivery itself is broken, and its day must not reach silver."""
+    days = [o.partition for o in outcomes if o.partition]
+    if key.path[0] != "bronze" or not days:
+        return outcomes
+    rejected = {
+        day: (source_file, reason)
+        for day, source_file, reason in con.execute(
+            f"select landing_date::varchar, source_file, reason from {table_name(REJECTED_FILES)} "
+            "where dataset = ? and landing_date between ? and ?",
+            [key.path[1], min(days), max(days)],
+        ).fetchall()
+    }
+    for outcome in outcomes:
+        if outcome.partition in rejected:
+            source_file, reason = rejected[outcome.partition]
+            outcome.severity = "error"
+            outcome.summary = f"landing file {source_file} was rejected, nothing of it reached bronze: {reason}"
+            outcome.metrics["rejected_files"] = 1
+            outcome.metadata["rejected_file"] = dg.MetadataValue.json({"file": source_file, "reason": reason})
+    return outcomes
+
+
 def _validator(contract: type[pa.DataFrameModel], rows: int) -> pa.DataFrameSchema:
     validator = contract.to_schema()
     if rows == 0:
