@@ -34,21 +34,32 @@ def _landing(args: argparse.Namespace) -> int:
     return 0
 
 
-def _backfill(args: argparse.Namespace) -> int:
+def _backfill(args: argparse.Namespace, argv: list[str]) -> int:
+    if not args.in_process:
+        from resources.supervisor import supervise
+
+        return supervise(["backfill", *argv, "--in-process"])
     import dagster as dg
 
     from resources.instance import dagster_instance
     from resources.pipeline import materialize_days, missing_days
-    from resources.warehouse import conservation_totals
+    from resources.recovery import recover_dead_runs, require_warehouse_pool, run_process_tags
+    from resources.supervisor import invocation_id
+    from resources.warehouse import WAREHOUSE_POOL, conservation_totals
 
     paths = TarmacPaths.from_env()
     days = days_between(args.start, args.end)
     with dagster_instance() as instance:
+        require_warehouse_pool(instance, WAREHOUSE_POOL)
+        recover_dead_runs(instance, log=print)
         if not (args.skip_if_materialized and not missing_days(instance, days)):
             report = fill_landing_zone(paths, days, args.scale_factor, args.seed)
             print(f"landing zone: {report.summary()}")
         started = time.perf_counter()
-        results = materialize_days(args.start, args.end, instance, log=print, skip_materialized=args.skip_if_materialized)
+        results = materialize_days(
+            args.start, args.end, instance, log=print, skip_materialized=args.skip_if_materialized,
+            run_tags=run_process_tags(invocation_id()),
+        )
         elapsed = time.perf_counter() - started
     evaluations = [c for r in results for c in r.get_asset_check_evaluations() if not c.passed]
     failed_checks = sorted({
@@ -180,6 +191,10 @@ def main(argv: list[str] | None = None) -> int:
         help="land N copies of each day's flights first (benchmarks; must match what is already landed)",
     )
     backfill.add_argument("--seed", type=int, default=13)
+    backfill.add_argument(
+        "--in-process", action="store_true",
+        help="run in this process instead of a supervised child (tests): SIGTERM and Ctrl-C are then not handled",
+    )
     backfill.set_defaults(handler=_backfill)
 
     replay = commands.add_parser("replay", help="land one day at a time on a replay clock, for the sensors")
@@ -211,7 +226,10 @@ def main(argv: list[str] | None = None) -> int:
     publish.add_argument("--max-len", type=int, help="trim the stream to about this many entries")
     publish.set_defaults(handler=_stream_publish)
 
+    argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
+    if args.handler is _backfill:
+        return _backfill(args, argv[1:])
     return args.handler(args)
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -100,7 +101,9 @@ def uses_postgres(home: str | os.PathLike[str]) -> bool:
 
 @contextmanager
 def dagster_instance() -> Iterator[dg.DagsterInstance]:
-    """`DagsterInstance.get()`, with its storages initialised under a lock shared by all processes."""
+    """`DagsterInstance.get()`, with its storages initialised under a lock shared by all processes.
+
+    A DAGSTER_HOME without dagster.yaml gets the project's default one first."""
     home = os.environ.get("DAGSTER_HOME")
     if not home:
         raise RuntimeError("DAGSTER_HOME is not set; the Makefile sets it to ./.dagster")
@@ -108,6 +111,14 @@ def dagster_instance() -> Iterator[dg.DagsterInstance]:
     with open(Path(home) / LOCK_FILE, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
+            config_file = Path(home) / "dagster.yaml"
+            if not config_file.exists():
+                # without it Dagster runs with no warehouse pool: two writers would meet on DuckDB's lock
+                from resources.recovery import default_instance_config
+
+                config_file.write_text(default_instance_config(), encoding="utf-8")
+                print(f"{config_file}: written with the project's default instance settings "
+                      "(the warehouse pool, the run queue, run monitoring)", file=sys.stderr)
             if uses_postgres(home):
                 url = os.environ.get(PG_URL_ENV)
                 if not url:

@@ -35,6 +35,7 @@ def materialize_days(
     instance: dg.DagsterInstance,
     log: Callable[[str], None] = lambda _: None,
     skip_materialized: bool = False,
+    run_tags: dict[str, str] | None = None,
 ) -> list[dg.ExecuteInJobResult]:
     """Materialize every asset for the local days start..end (both included), in stages.
 
@@ -42,7 +43,8 @@ def materialize_days(
     whole range in one run (their single-run backfill policy), 3. the delay model, when every day
     of its time split has a training set, 4. the champion's predictions for the range. Each stage
     runs only if the one before succeeded; with `skip_materialized`, a stage whose output is
-    already there is skipped.
+    already there is skipped. Every run carries `run_tags` (the command line's process identity,
+    by which a run whose process died is recognised and released).
 
     A day whose blocking checks fail (a landing file that cannot be read, say) stops its run's
     later layers for every day of the run, since Dagster gates a step as a whole. Its run fails,
@@ -60,7 +62,7 @@ def materialize_days(
     def run(assets: list[dg.AssetsDefinition], tags: dict[str, str] | None = None) -> bool:
         result = dg.materialize(
             [*assets, *checks_for(defs, assets)], instance=instance, resources=defs.resources,
-            tags=tags, raise_on_error=False,
+            tags={**(run_tags or {}), **(tags or {})}, raise_on_error=False,
         )
         results.append(result)
         return result.success
