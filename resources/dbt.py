@@ -71,7 +71,8 @@ def dbt_build(
     dbt: DbtCliResource, context: dg.AssetExecutionContext, run_vars: Mapping[str, str]
 ) -> Iterator[DbtCliInvocation]:
     """`dbt build` of the context's selection, with the run's values in the environment (not in
-    --vars, whose every change voids dbt's partial parse) and the partial parse kept per data dir.
+    --vars, whose every change voids dbt's partial parse) and the partial parse kept per data dir;
+    on the warehouse's working copy, once no other process holds it, published when dbt is done.
 
     dagster-dbt seeds each invocation's target folder with the project's partial_parse.msgpack,
     written by `make manifest` for the default data dir; the profile names the warehouse under
@@ -79,7 +80,14 @@ def dbt_build(
     and parsed everything, every time. The file of the last invocation on this data dir is kept
     beside its warehouse and seeds the next one.
     """
-    cached = TarmacPaths.from_env().dbt_partial_parse
+    from resources.quality_settings import load_settings
+    from resources.warehouse import publish, writer_connection
+
+    paths = TarmacPaths.from_env()
+    timeout = load_settings().warehouse.lock_timeout_seconds
+    with writer_connection(paths, timeout, context.log.warning):
+        pass  # dbt opens it next: wait here, with a message, for anything that holds it
+    cached = paths.dbt_partial_parse
     # dagster-dbt's own naming, which the benchmark's profile reads run results by
     target = DBT_PROJECT_DIR / dbt_project.target_path / (
         f"{context.op_execution_context.op.name}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}")
@@ -95,6 +103,8 @@ def dbt_build(
     try:
         yield invocation
     finally:
+        # whatever dbt committed, readers see it now (models commit one by one)
+        publish(paths, timeout, context.log.warning)
         written = target / PARTIAL_PARSE
         if written.exists():
             cached.parent.mkdir(parents=True, exist_ok=True)

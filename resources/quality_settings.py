@@ -107,6 +107,7 @@ class SensorSettings(StrictSettings):
     refresh_interval_seconds: int = Field(default=15, ge=1)
     freshness_interval_seconds: int = Field(default=30, ge=1)
     alert_interval_seconds: int = Field(default=30, ge=1)
+    dead_run_interval_seconds: int = Field(default=30, ge=1)
 
 
 class ProcessingFreshnessSettings(StrictSettings):
@@ -138,8 +139,16 @@ class ReplaySettings(StrictSettings):
     start: date = date(2013, 1, 1)
 
 
+class WarehouseSettings(StrictSettings):
+    """The warehouse's writer: how long a writing step waits for another process to release the
+    working copy (resources/warehouse.py) before it fails, naming that process."""
+
+    lock_timeout_seconds: float = Field(default=300, gt=0)
+
+
 class TarmacSettings(StrictSettings):
     quality: QualitySettings
+    warehouse: WarehouseSettings = WarehouseSettings()
     alerts: AlertSettings = AlertSettings()
     sensors: SensorSettings = SensorSettings()
     processing_freshness: ProcessingFreshnessSettings

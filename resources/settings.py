@@ -46,7 +46,15 @@ class TarmacPaths:
 
     @property
     def warehouse(self) -> Path:
+        """The warehouse as readers see it: a snapshot published after every writing step, which
+        any number of processes may hold open without ever holding up a run."""
         return self.data_dir / "warehouse.duckdb"
+
+    @property
+    def warehouse_writer(self) -> Path:
+        """The pipeline's own working copy of the warehouse: only its writing steps (dbt, batch
+        scoring) open it, one at a time (the warehouse pool), and each then publishes it."""
+        return self.data_dir / "writer" / "warehouse.duckdb"
 
     @property
     def monitoring(self) -> Path:

@@ -1,12 +1,26 @@
-"""Read-only access to warehouse.duckdb for the Python side (metadata, checks, tests).
+"""The warehouse: one writer's working copy, and the snapshot every reader opens.
 
-Writers are dbt runs serialized by the `duckdb_warehouse` pool; everything here opens the file
-read-only, so it can never take the writer's lock.
+DuckDB allows one process to write a file and no other process to open it meanwhile; a notebook
+or `duckdb -readonly` that holds warehouse.duckdb open would make the next dbt step fail on the
+lock. So the pipeline writes a working copy of its own (`writer/warehouse.duckdb`: dbt's profile,
+batch scoring), one step at a time (the `duckdb_warehouse` pool), and each writing step ends by
+publishing it: a checkpoint, a copy beside `warehouse.duckdb`, and an atomic rename over it. A
+reader keeps reading the snapshot it opened (the old file lives on until it closes it) and the
+next reader gets the new one; no reader ever takes a lock the writer needs. A run that dies
+mid-step leaves the working copy to DuckDB's write-ahead log and the snapshot as it was.
+
+Should anything else hold the working copy (a process left over from a crash), the writer waits
+for it with bounded backoff, naming the holder's PID, and fails with that name if it never lets go.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+import re
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -15,9 +29,79 @@ from typing import Iterator
 import dagster as dg
 import duckdb
 
-# Every process that writes warehouse.duckdb (dbt steps) or reads it while runs may write (check
-# steps) runs in this pool, whose limit of one keeps DuckDB's single-writer rule across runs.
+from resources.settings import TarmacPaths
+
+# Every process that writes the warehouse (dbt steps, batch scoring) or reads it inside a run
+# (check steps) runs in this pool, whose limit of one keeps DuckDB's single-writer rule across runs.
 WAREHOUSE_POOL = "duckdb_warehouse"
+LOCK_HOLDER = re.compile(r"Conflicting lock is held in (?P<program>.*?) \(PID (?P<pid>\d+)\)")
+
+
+class WarehouseLockedError(RuntimeError):
+    pass
+
+
+def _holder(pid: str, program: str) -> str:
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        command = ""
+    command = " ".join(command.split()) or program
+    return f"PID {pid} ({command if len(command) <= 120 else command[:117] + '...'})"
+
+
+@contextmanager
+def writer_connection(
+    paths: TarmacPaths, timeout_seconds: float, log: Callable[[str], None] = lambda _: None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-write connection to the working copy, once no other process holds it: waits with
+    backoff (0.5 s doubling to 10 s) up to `timeout_seconds`, saying who holds it. A data dir from
+    before the working copy existed starts it from the published file."""
+    writer = paths.warehouse_writer
+    writer.parent.mkdir(parents=True, exist_ok=True)
+    if not writer.exists() and paths.warehouse.exists():
+        shutil.copyfile(paths.warehouse, writer)
+    deadline, pause = time.monotonic() + timeout_seconds, 0.5
+    while True:
+        try:
+            connection = duckdb.connect(str(writer))
+            break
+        except duckdb.IOException as error:
+            match = LOCK_HOLDER.search(str(error))
+            if not match:
+                raise
+            holder = _holder(match["pid"], match["program"])
+            if time.monotonic() + pause > deadline:
+                raise WarehouseLockedError(
+                    f"{writer} is held by {holder} and was not released within {timeout_seconds:.0f} s "
+                    "(warehouse.lock_timeout_seconds): end that process; readers should open the "
+                    "published warehouse.duckdb instead") from None
+            log(f"{writer} is held by {holder}: waiting {pause:.1f} s for it")
+            time.sleep(pause)
+            pause = min(pause * 2, 10.0)
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def publish(paths: TarmacPaths, timeout_seconds: float, log: Callable[[str], None] = lambda _: None) -> None:
+    """Publish the working copy as the readers' snapshot: checkpoint it (nothing left in its log),
+    copy it beside the snapshot and rename the copy over it, atomically."""
+    if not paths.warehouse_writer.exists():
+        return
+    with writer_connection(paths, timeout_seconds, log) as con:
+        con.execute("checkpoint")
+    published = paths.warehouse
+    staged = published.with_name(f".{published.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        shutil.copyfile(paths.warehouse_writer, staged)
+        os.replace(staged, published)
+    finally:
+        staged.unlink(missing_ok=True)
+    # a log beside the snapshot could only come from someone writing to it: it belongs to no snapshot
+    published.with_name(published.name + ".wal").unlink(missing_ok=True)
+
 
 # The column that keys each partitioned table's rows to its day.
 PARTITION_COLUMNS = {

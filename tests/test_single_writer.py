@@ -1,4 +1,5 @@
-"""DuckDB allows one writer per file: overlapping runs must queue on the warehouse pool, not crash.
+"""DuckDB allows one writer per file: overlapping runs must queue on the warehouse pool, not crash,
+and no reader outside the pipeline may ever hold a run up.
 
 Two `backfill` processes share one instance configured by the project's own `.dagster/dagster.yaml`
 and one data directory, and start together, as a backfill and a sensor run would.
@@ -8,8 +9,15 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 
+import duckdb
+import pytest
+
+from resources.landing_zone import days_between, fill_landing_zone
 from resources.settings import PROJECT_ROOT
+from resources.warehouse import WarehouseLockedError, writer_connection
 
 
 def test_overlapping_runs_share_the_warehouse_without_lock_errors(paths, tmp_path, query):
@@ -37,3 +45,62 @@ def test_overlapping_runs_share_the_warehouse_without_lock_errors(paths, tmp_pat
     # both days landed in every layer: neither run lost its write to the other
     assert query("select count(distinct flight_date) from gold.flight_features")[0][0] == 2
     assert query("select count(distinct landing_date) from bronze.weather")[0][0] == 2
+
+
+HOLD = """
+import duckdb, sys
+con = duckdb.connect(sys.argv[1], read_only=sys.argv[2] == "read")
+print(con.execute("select count(*) from gold.flight_features").fetchone()[0] if sys.argv[2] == "read" else "held", flush=True)
+sys.stdin.readline()  # held until the test says so
+if sys.argv[2] == "read":
+    print(con.execute("select count(*) from gold.flight_features").fetchone()[0], flush=True)
+"""
+
+
+def _hold(path, mode: str) -> tuple[subprocess.Popen, str]:
+    """A process that opens `path` (read-only, or for writing) and holds it until told to close."""
+    process = subprocess.Popen([sys.executable, "-c", HOLD, str(path), mode], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    return process, process.stdout.readline().strip()
+
+
+def test_an_outside_reader_never_fails_a_run_and_a_held_writer_is_waited_for(paths, run_days, instance):
+    """A notebook holding warehouse.duckdb open read-only for a whole backfill holds nobody up: it
+    keeps its snapshot, the next reader gets the new one. A process that holds the working copy
+    itself is waited for, with its PID named, and the run goes on once it lets go."""
+    fill_landing_zone(paths, days_between("2013-02-01", "2013-02-03"))
+    run_days("2013-02-01", "2013-02-01")
+    reader, first_count = _hold(paths.warehouse, "read")
+    holder, _ = _hold(paths.warehouse_writer, "write")
+    try:
+        threading.Timer(4.0, lambda: holder.communicate("\n", timeout=30)).start()  # lets go after 4 s
+        results = run_days("2013-02-02", "2013-02-03")
+        assert all(r.success for r in results)
+        # the reader's snapshot is the one it opened; a new reader sees both days
+        assert reader.communicate("\n", timeout=30)[0].strip() == first_count
+    finally:
+        for process in (reader, holder):
+            process.kill()
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        assert con.execute("select count(distinct flight_date) from gold.flight_features").fetchone() == (3,)
+    waited = [
+        e.message for r in results for e in instance.all_logs(r.run_id)
+        if f"is held by PID {holder.pid}" in (e.message or "")
+    ]
+    assert waited, "the writer did not say which process it waited for"
+
+
+def test_a_writer_held_past_the_timeout_fails_naming_the_holder(paths):
+    with duckdb.connect(str(paths.warehouse)) as con:
+        con.execute("create table t as select 1 as x")
+    holder, _ = _hold(paths.warehouse, "write")
+    try:
+        paths.warehouse_writer.parent.mkdir()
+        os.link(paths.warehouse, paths.warehouse_writer)  # the holder's file is the working copy
+        started = time.monotonic()
+        with pytest.raises(WarehouseLockedError, match=rf"is held by PID {holder.pid} .* within 2 s"):
+            with writer_connection(paths, timeout_seconds=2.0):
+                pass
+        assert time.monotonic() - started < 10
+    finally:
+        holder.kill()
