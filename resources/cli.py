@@ -43,12 +43,16 @@ def _backfill(args: argparse.Namespace, argv: list[str]) -> int:
 
     from resources.instance import dagster_instance
     from resources.pipeline import materialize_days, missing_days
+    from resources.preflight import check_data_dir, check_services
+    from resources.quality_settings import load_settings
     from resources.recovery import recover_dead_runs, require_warehouse_pool, run_process_tags
     from resources.supervisor import invocation_id
     from resources.warehouse import WAREHOUSE_POOL, conservation_totals
 
     paths = TarmacPaths.from_env()
     days = days_between(args.start, args.end)
+    check_data_dir(paths)
+    check_services(load_settings().online.with_environment())
     with dagster_instance() as instance:
         require_warehouse_pool(instance, WAREHOUSE_POOL)
         recover_dead_runs(instance, log=print)
@@ -228,9 +232,15 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
-    if args.handler is _backfill:
-        return _backfill(args, argv[1:])
-    return args.handler(args)
+    from resources.preflight import USER_ERRORS
+
+    try:
+        if args.handler is _backfill:
+            return _backfill(args, argv[1:])
+        return args.handler(args)
+    except USER_ERRORS as error:  # what the user can fix: one line, no traceback
+        print(f"tarmac {args.command}: {' '.join(str(error).split())}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

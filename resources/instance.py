@@ -27,6 +27,10 @@ import dagster as dg
 import yaml
 
 LOCK_FILE = ".tarmac-instance.lock"
+
+
+class InstanceError(RuntimeError):
+    """The Dagster instance cannot be opened as configured: one line saying what and where."""
 PG_URL_ENV = "TARMAC_DAGSTER_PG_URL"
 MAINTENANCE_DATABASE = "postgres"
 
@@ -59,7 +63,7 @@ def ensure_postgres_database(url: str) -> None:
     try:
         conn = psycopg2.connect(maintenance_url, connect_timeout=5)
     except psycopg2.OperationalError as e:
-        raise RuntimeError(
+        raise InstanceError(
             f"cannot connect to PostgreSQL for the Dagster instance at {redact_url(url)} "
             f"(via its `{MAINTENANCE_DATABASE}` database, to create `{name}` if missing): {str(e).strip()}"
         ) from e
@@ -83,7 +87,7 @@ def check_postgres_driver(url: str) -> None:
     try:
         make_url(url).get_dialect().import_dbapi()
     except ImportError as e:
-        raise RuntimeError(
+        raise InstanceError(
             f"{PG_URL_ENV}={redact_url(url)} needs the Python module `{e.name}`, which is not installed: "
             "dagster-postgres brings psycopg2, so write postgresql+psycopg2://... "
             "(SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3)"
@@ -106,7 +110,7 @@ def dagster_instance() -> Iterator[dg.DagsterInstance]:
     A DAGSTER_HOME without dagster.yaml gets the project's default one first."""
     home = os.environ.get("DAGSTER_HOME")
     if not home:
-        raise RuntimeError("DAGSTER_HOME is not set; the Makefile sets it to ./.dagster")
+        raise InstanceError("DAGSTER_HOME is not set; the Makefile sets it to ./.dagster")
     Path(home).mkdir(parents=True, exist_ok=True)
     with open(Path(home) / LOCK_FILE, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -122,7 +126,7 @@ def dagster_instance() -> Iterator[dg.DagsterInstance]:
             if uses_postgres(home):
                 url = os.environ.get(PG_URL_ENV)
                 if not url:
-                    raise RuntimeError(
+                    raise InstanceError(
                         f"{Path(home) / 'dagster.yaml'} keeps the instance in PostgreSQL but {PG_URL_ENV} "
                         "is not set; e.g. postgresql+psycopg2://postgres@127.0.0.1:5432/tarmac_dagster"
                     )
