@@ -31,11 +31,14 @@ def _build(
 ) -> Iterator[Any]:
     """Run `dbt build` for the selected models, then report row counts read from the warehouse.
 
-    The counts are read after dbt has exited: DuckDB allows one process on the file while a
-    writer holds it, so nothing may read alongside the dbt process.
+    The counts are read from the snapshot dbt's step published. A failed build is undone as a
+    whole (its step's writes are rolled back), so it reports no materialization either: the
+    warehouse and Dagster agree that nothing of the step happened.
     """
     with dbt_build(dbt, context, dbt_vars) as invocation:
         events = list(invocation.stream())
+    if not invocation.is_successful():
+        raise invocation.get_error() or RuntimeError("dbt build failed")
     keys = {id(e): _asset_key(context, e) for e in events}
     counts = partition_row_counts(
         TarmacPaths.from_env().warehouse,
@@ -47,8 +50,6 @@ def _build(
         if key in counts:
             event = event.with_metadata({**event.metadata, **counts[key]})
         yield event
-    if not invocation.is_successful():
-        raise invocation.get_error() or RuntimeError("dbt build failed")
     _observe_landing(context, [k for k in keys.values() if k is not None], dbt_vars)
 
 

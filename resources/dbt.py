@@ -72,7 +72,7 @@ def dbt_build(
 ) -> Iterator[DbtCliInvocation]:
     """`dbt build` of the context's selection, with the run's values in the environment (not in
     --vars, whose every change voids dbt's partial parse) and the partial parse kept per data dir;
-    on the warehouse's working copy, once no other process holds it, published when dbt is done.
+    on the warehouse's working copy as one writing step: published if dbt succeeded, undone if not.
 
     dagster-dbt seeds each invocation's target folder with the project's partial_parse.msgpack,
     written by `make manifest` for the default data dir; the profile names the warehouse under
@@ -81,36 +81,34 @@ def dbt_build(
     beside its warehouse and seeds the next one.
     """
     from resources.quality_settings import load_settings
-    from resources.warehouse import publish, writer_connection
+    from resources.warehouse import writing_step
 
     paths = TarmacPaths.from_env()
-    timeout = load_settings().warehouse.lock_timeout_seconds
-    with writer_connection(paths, timeout, context.log.warning):
-        pass  # dbt opens it next: wait here, with a message, for anything that holds it
-    cached = paths.dbt_partial_parse
-    # dagster-dbt's own naming, which the benchmark's profile reads run results by
-    target = DBT_PROJECT_DIR / dbt_project.target_path / (
-        f"{context.op_execution_context.op.name}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}")
-    if cached.exists():
-        target.mkdir(parents=True, exist_ok=True)
-        shutil.copy(cached, target / PARTIAL_PARSE)
-    environment = {RUN_VAR_PREFIX + name.upper(): str(value) for name, value in run_vars.items()}
-    # dagster-dbt hands the dbt process its environment as cli() starts it; `buildable`: a test that
-    # reads several layers (row conservation) runs with the last of them
-    with _environment(environment):
-        invocation = dbt.cli(["build", "--indirect-selection", "buildable"], context=context,
-                             raise_on_error=False, target_path=target)
-    try:
-        yield invocation
-    finally:
-        # whatever dbt committed, readers see it now (models commit one by one)
-        publish(paths, timeout, context.log.warning)
-        written = target / PARTIAL_PARSE
-        if written.exists():
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            partial = cached.with_suffix(f".{uuid.uuid4().hex[:7]}.tmp")
-            shutil.copy(written, partial)
-            os.replace(partial, cached)  # a reader sees the old file or the new one, never half
+    with writing_step(paths, load_settings().warehouse.lock_timeout_seconds, context.log.warning) as done:
+        cached = paths.dbt_partial_parse
+        # dagster-dbt's own naming, which the benchmark's profile reads run results by
+        target = DBT_PROJECT_DIR / dbt_project.target_path / (
+            f"{context.op_execution_context.op.name}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}")
+        if cached.exists():
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy(cached, target / PARTIAL_PARSE)
+        environment = {RUN_VAR_PREFIX + name.upper(): str(value) for name, value in run_vars.items()}
+        # dagster-dbt hands the dbt process its environment as cli() starts it; `buildable`: a test
+        # that reads several layers (row conservation) runs with the last of them
+        with _environment(environment):
+            invocation = dbt.cli(["build", "--indirect-selection", "buildable"], context=context,
+                                 raise_on_error=False, target_path=target)
+        try:
+            yield invocation
+            # published if dbt succeeded, undone if not: the layer's models commit together
+            done(invocation.is_successful())
+        finally:
+            written = target / PARTIAL_PARSE
+            if written.exists():
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                partial = cached.with_suffix(f".{uuid.uuid4().hex[:7]}.tmp")
+                shutil.copy(written, partial)
+                os.replace(partial, cached)  # a reader sees the old file or the new one, never half
 
 
 @contextmanager

@@ -85,6 +85,49 @@ def writer_connection(
         connection.close()
 
 
+@contextmanager
+def writing_step(
+    paths: TarmacPaths, timeout_seconds: float, log: Callable[[str], None] = lambda _: None
+) -> Iterator[Callable[[bool], None]]:
+    """One writing step as one transaction over the whole warehouse, as readers see it.
+
+    dbt commits model by model: a layer whose second model fails would leave the first committed
+    while Dagster records the step as failed. So the step marks the working copy dirty, and its end
+    decides: `done(True)` publishes the working copy, anything else (a failure, an exception, a
+    crash before the end) restores it from the published snapshot, which is the state after the
+    last step that succeeded. A dirty mark found at the start is a crashed step: undone first.
+    """
+    dirty = paths.warehouse_writer.with_name("step-in-progress")
+    if dirty.exists():
+        log(f"{paths.warehouse_writer}: a writing step did not finish (a crash): restoring the last published state")
+        _restore(paths)
+    with writer_connection(paths, timeout_seconds, log):
+        pass  # wait here, with a message, for anything that holds it
+    dirty.write_text(str(os.getpid()))
+    outcome: list[bool] = []
+    try:
+        yield outcome.append
+    finally:
+        if outcome == [True]:
+            publish(paths, timeout_seconds, log)
+        else:
+            log(f"{paths.warehouse_writer}: the step failed: its writes are undone (restored from {paths.warehouse.name})")
+            _restore(paths)
+        dirty.unlink(missing_ok=True)
+
+
+def _restore(paths: TarmacPaths) -> None:
+    """The working copy back to the published snapshot (or to nothing, before the first publish)."""
+    writer = paths.warehouse_writer
+    writer.with_name(writer.name + ".wal").unlink(missing_ok=True)
+    if paths.warehouse.exists():
+        staged = writer.with_name(f".{writer.name}.{uuid.uuid4().hex[:8]}.tmp")
+        shutil.copyfile(paths.warehouse, staged)
+        os.replace(staged, writer)
+    else:
+        writer.unlink(missing_ok=True)
+
+
 def publish(paths: TarmacPaths, timeout_seconds: float, log: Callable[[str], None] = lambda _: None) -> None:
     """Publish the working copy as the readers' snapshot: checkpoint it (nothing left in its log),
     copy it beside the snapshot and rename the copy over it, atomically."""

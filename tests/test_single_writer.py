@@ -17,7 +17,7 @@ import pytest
 
 from resources.landing_zone import days_between, fill_landing_zone
 from resources.settings import PROJECT_ROOT
-from resources.warehouse import WarehouseLockedError, writer_connection
+from resources.warehouse import WarehouseLockedError, writer_connection, writing_step
 
 
 def test_overlapping_runs_share_the_warehouse_without_lock_errors(paths, tmp_path, query):
@@ -104,3 +104,43 @@ def test_a_writer_held_past_the_timeout_fails_naming_the_holder(paths):
         assert time.monotonic() - started < 10
     finally:
         holder.kill()
+
+
+def _value(path) -> int:
+    with duckdb.connect(str(path), read_only=True) as con:
+        return con.execute("select x from t").fetchone()[0]
+
+
+def test_a_writing_step_commits_as_a_whole_or_not_at_all(paths):
+    """A step's writes reach readers when it succeeds, are undone when it fails, and a step that
+    crashed (its dirty mark left behind) is undone before the next one starts."""
+    with writing_step(paths, 5) as done:
+        with writer_connection(paths, 5) as con:
+            con.execute("create table t as select 1 as x")
+        done(True)
+    assert _value(paths.warehouse) == _value(paths.warehouse_writer) == 1
+
+    with writing_step(paths, 5) as done:  # bronze.flights commits, then bronze.weather fails
+        with writer_connection(paths, 5) as con:
+            con.execute("update t set x = 2")
+        done(False)
+    assert _value(paths.warehouse) == _value(paths.warehouse_writer) == 1
+
+    with pytest.raises(RuntimeError):
+        with writing_step(paths, 5):
+            with writer_connection(paths, 5) as con:
+                con.execute("update t set x = 3")
+            raise RuntimeError("the step's code failed")
+    assert _value(paths.warehouse_writer) == 1
+
+    # a crash: the working copy was changed and the step never ended
+    paths.warehouse_writer.with_name("step-in-progress").write_text("12345")
+    with writer_connection(paths, 5) as con:
+        con.execute("update t set x = 4")
+    with writing_step(paths, 5) as done:
+        assert _value(paths.warehouse_writer) == 1  # undone before the new step writes
+        with writer_connection(paths, 5) as con:
+            con.execute("update t set x = 5")
+        done(True)
+    assert _value(paths.warehouse) == 5
+    assert not paths.warehouse_writer.with_name("step-in-progress").exists()
