@@ -7,6 +7,7 @@ from collections.abc import Callable
 import dagster as dg
 
 from assets.ml.model_registry import ModelRegistry
+from assets.ml.predictions import PREDICTIONS_KEY, not_scored_days
 from assets.partitions import RANGE_END, RANGE_START
 
 ML_GROUP = "ml"
@@ -102,7 +103,9 @@ def materialize_days(
         champion = ModelRegistry.from_settings().champion_version()
         if champion is None:
             log("gold/predictions: not scored (no champion model)")
-        elif skip_materialized and not missing_days(instance, days, dg.AssetKey(["gold", "predictions"])):
+        elif skip_materialized and not (
+            missing_days(instance, days, PREDICTIONS_KEY) or set(days) & not_scored_days(instance)
+        ):
             log(f"{start}..{end}: predictions are already materialized")
         else:
             for first, last in ranges:

@@ -1,7 +1,8 @@
 """ML sensors: score what changed with the champion, and retrain when monitoring says the model decays.
 
 - `batch_scoring_sensor` requests gold/predictions for every day whose features changed since it
-  was scored, and for every scored day when the champion changes; days whose feature run is still
+  was scored (a day never scored, or recorded as not scored for want of a champion, counts as
+  changed), and for every scored day when the champion changes; days whose feature run is still
   going, or whose blocking feature checks did not pass, wait.
 - `model_retraining_sensor` reads the latest `model_performance` evaluation of the most recent
   scored days; when enough of them failed with ERROR (AUC decay, miscalibration or score drift)
@@ -19,7 +20,7 @@ import dagster as dg
 
 from assets.ml.model import MODEL_KEY
 from assets.ml.model_registry import ModelRegistry
-from assets.ml.predictions import FEATURES_KEY, PREDICTIONS_KEY
+from assets.ml.predictions import FEATURES_KEY, PREDICTIONS_KEY, not_scored_days
 from assets.partitions import RANGE_END, RANGE_START
 from resources.quality_settings import load_settings
 from resources.settings import FIRST_DAY
@@ -38,12 +39,17 @@ def active_days(instance: dg.DagsterInstance, keys: set[dg.AssetKey]) -> set[str
     return {day for key, day in run_coverage(instance, ACTIVE) if key in keys}
 
 
-def stale_days(features: dict[str, int], scored: dict[str, int], rescore_all: bool) -> set[str]:
-    """Days whose features are newer than their scores (or never scored); every day with features
-    when the champion changed."""
+def stale_days(
+    features: dict[str, int], scored: dict[str, int], rescore_all: bool, not_scored: set[str] = frozenset()
+) -> set[str]:
+    """Days whose features are newer than their scores, never scored or recorded as not scored
+    (`not_scored`: their latest materialization holds no scores); every day with features when the
+    champion changed."""
     if rescore_all:
         return set(features)
-    return {day for day, storage_id in features.items() if scored.get(day, -1) < storage_id}
+    return {
+        day for day, storage_id in features.items() if day in not_scored or scored.get(day, -1) < storage_id
+    }
 
 
 @dg.sensor(
@@ -64,7 +70,8 @@ def batch_scoring_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
     features = dict(storage.get_latest_storage_id_by_partition(FEATURES_KEY, dg.DagsterEventType.ASSET_MATERIALIZATION))
     scored = dict(storage.get_latest_storage_id_by_partition(PREDICTIONS_KEY, dg.DagsterEventType.ASSET_MATERIALIZATION))
     state = json.loads(context.cursor) if context.cursor else {"champion": _last_scoring_version(instance)}
-    days = stale_days(features, scored, rescore_all=state.get("champion") != champion) - active_days(
+    rescore_all = state.get("champion") != champion
+    days = stale_days(features, scored, rescore_all, not_scored=not_scored_days(instance)) - active_days(
         instance, {FEATURES_KEY, PREDICTIONS_KEY}
     )
     cursor = json.dumps({"champion": champion})

@@ -12,6 +12,18 @@ def test_scoring_targets_days_whose_features_are_newer_than_their_scores():
     assert stale_days(features, {d: 99 for d in features}, rescore_all=False) == set()
 
 
+def test_scoring_targets_days_recorded_as_not_scored_once_a_champion_exists():
+    # a backfill without a champion recorded 03-02 and 03-03 as not scored, after their features
+    features = {"2013-03-01": 10, "2013-03-02": 20, "2013-03-03": 30}
+    scored = {"2013-03-01": 15, "2013-03-02": 25, "2013-03-03": 35}
+    not_scored = {"2013-03-02", "2013-03-03"}
+    assert stale_days(features, scored, rescore_all=False, not_scored=not_scored) == not_scored
+    # a day without features yet waits for them, recorded or not
+    assert stale_days(features, scored, rescore_all=False, not_scored={"2013-03-04"}) == set()
+    # days never materialized at all (no champion, no backfill of predictions) are stale too
+    assert stale_days(features, {}, rescore_all=False) == set(features)
+
+
 def test_retraining_counts_recent_errors_of_the_current_champion_only():
     evaluations = {
         "2013-12-25": (False, "ERROR", "3"),

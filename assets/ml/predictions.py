@@ -3,23 +3,32 @@
 Daily partitioned like the features it scores and rewritten per partition (delete the window, then
 insert, in one transaction), so a re-run or a range run gives the same rows. Scores are computed
 from gold.flight_features, every flight including those whose label will never be known.
+
+Until a model holds the champion alias (a fresh instance, a week of data: too little to train on),
+a run scores nothing and writes nothing: it logs why and records each of its days as *not scored*
+(a materialization whose data version is `NOT_SCORED`), without yielding its output, so the
+predictions' checks are skipped, the run succeeds, and an asset backfill that targets the days
+completes successfully (Dagster marks a backfill's targeted partition failed when its run ends
+without materializing it). `batch_scoring_sensor` scores these days once a champion exists.
 """
 
 
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
-import duckdb
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from assets.ml.model import MODEL_KEY, ml_code_version
 from assets.partitions import daily_partitions
 from assets.quality.contracts import column_schema
 from resources.quality_settings import load_settings
 from resources.settings import TarmacPaths
-from resources.warehouse import WAREHOUSE_POOL
+from resources.warehouse import WAREHOUSE_POOL, writer_connection, writing_step
 
 PREDICTIONS_KEY = dg.AssetKey(["gold", "predictions"])
 FEATURES_KEY = dg.AssetKey(["gold", "flight_features"])
+NOT_SCORED = "not-scored"  # the data version of a day recorded without scores
 
 DDL = """
 create schema if not exists gold;
@@ -36,10 +45,6 @@ create table if not exists gold.predictions (
 """
 
 
-class NoChampionError(dg.Failure):
-    pass
-
-
 @dg.asset(
     key=PREDICTIONS_KEY,
     deps=[FEATURES_KEY, MODEL_KEY],
@@ -51,8 +56,9 @@ class NoChampionError(dg.Failure):
     pool=WAREHOUSE_POOL,
     owners=["team:ml-features"],
     metadata={"dagster/column_schema": column_schema(PREDICTIONS_KEY, {})},
+    output_required=False,  # no champion: the days are recorded as not scored, the checks skipped
 )
-def predictions(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+def predictions(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
     """Batch scores of the champion model for the run's days."""
     from assets.ml.model_registry import ModelRegistry
     from assets.ml.training import delay_probability, model_features
@@ -63,30 +69,31 @@ def predictions(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     registry = ModelRegistry.from_settings(paths)
     champion = registry.champion()
     if champion is None:
-        raise NoChampionError(
-            description=f"no version of {settings.model_name} holds the champion alias yet: "
-            f"materialize {MODEL_KEY.to_user_string()} first (make backfill does)"
-        )
+        _record_not_scored(context, settings.model_name, start, end)
+        return
     model = registry.load(champion.version)
     columns = ", ".join(["flight_id", "flight_date", "prediction_ts", *model_features()])
-    with duckdb.connect(str(paths.warehouse)) as con:
-        frame = con.execute(
-            f"select {columns} from gold.flight_features where flight_date >= ? and flight_date < ? order by flight_id",
-            [start, end],
-        ).df()
-        scored = frame[["flight_id", "flight_date", "prediction_ts"]].copy()
-        scored["delay_probability"] = delay_probability(model, frame) if len(frame) else []
-        scored["model_name"] = settings.model_name
-        scored["model_version"] = champion.version
-        scored["load_id"] = context.run.run_id
-        scored["scored_at"] = datetime.now(timezone.utc)
-        con.execute(DDL)
-        con.execute("begin transaction")
-        con.execute("delete from gold.predictions where flight_date >= ? and flight_date < ?", [start, end])
-        con.register("scored", scored)
-        con.execute("insert into gold.predictions by name select * from scored")
-        con.unregister("scored")
-        con.execute("commit")
+    timeout = load_settings().warehouse.lock_timeout_seconds
+    with writing_step(paths, timeout, context.log.warning) as done:  # published, or undone
+        with writer_connection(paths, timeout, context.log.warning) as con:
+            frame = con.execute(
+                f"select {columns} from gold.flight_features where flight_date >= ? and flight_date < ? order by flight_id",
+                [start, end],
+            ).df()
+            scored = frame[["flight_id", "flight_date", "prediction_ts"]].copy()
+            scored["delay_probability"] = delay_probability(model, frame) if len(frame) else []
+            scored["model_name"] = settings.model_name
+            scored["model_version"] = champion.version
+            scored["load_id"] = context.run.run_id
+            scored["scored_at"] = datetime.now(timezone.utc)
+            con.execute(DDL)
+            con.execute("begin transaction")
+            con.execute("delete from gold.predictions where flight_date >= ? and flight_date < ?", [start, end])
+            con.register("scored", scored)
+            con.execute("insert into gold.predictions by name select * from scored")
+            con.unregister("scored")
+            con.execute("commit")
+        done(True)
     context.log.info(f"scored {len(scored)} flights of [{start}, {end}) with {settings.model_name} v{champion.version}")
     metadata = {
         "model_version": dg.MetadataValue.text(champion.version),
@@ -96,7 +103,39 @@ def predictions(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     }
     if end == _next_day(start):
         metadata["dagster/row_count"] = dg.MetadataValue.int(len(scored))
-    return dg.MaterializeResult(metadata=metadata)
+    yield dg.MaterializeResult(metadata=metadata)
+
+
+def not_scored_reason(model_name: str) -> str:
+    return (
+        f"no version of {model_name} holds the champion alias yet; materialize {MODEL_KEY.to_user_string()} "
+        "(make backfill does once every day of its split has a training set); "
+        "the batch scoring sensor scores these days once a champion exists"
+    )
+
+
+def _record_not_scored(context: dg.AssetExecutionContext, model_name: str, start: str, end: str) -> None:
+    """Log why, and record each day of the run as not scored; the warehouse is not touched."""
+    reason = not_scored_reason(model_name)
+    context.log.info(f"not scored [{start}, {end}): {reason}")
+    for day in context.partition_keys:
+        context.log_event(
+            dg.AssetMaterialization(
+                asset_key=PREDICTIONS_KEY,
+                partition=day,
+                description=f"not scored: {reason}",
+                metadata={"tarmac/scored": dg.MetadataValue.bool(False), "tarmac/window": dg.MetadataValue.text(f"[{start}, {end})")},
+                tags={DATA_VERSION_TAG: NOT_SCORED},
+            )
+        )
+
+
+def not_scored_days(instance: dg.DagsterInstance) -> set[str]:
+    """The days whose latest gold/predictions materialization recorded them as not scored."""
+    latest = instance.event_log_storage.get_latest_tags_by_partition(
+        PREDICTIONS_KEY, dg.DagsterEventType.ASSET_MATERIALIZATION, [DATA_VERSION_TAG]
+    )
+    return {day for day, tags in latest.items() if tags.get(DATA_VERSION_TAG) == NOT_SCORED}
 
 
 def _next_day(day: str) -> str:

@@ -1,0 +1,135 @@
+"""A fresh instance, a week of data, and one backfill from the UI of every partitioned asset.
+
+A week is too little to train a model on, so no model holds the champion alias: gold/predictions
+records the week's days as not scored (and says why) instead of failing, its checks are skipped,
+and the backfill completes successfully. The batch scoring sensor scores those days once a
+champion exists.
+
+The selection also holds the unpartitioned reference tables (and the online planes), as selecting
+every asset but the model does: on a fresh instance gold cannot be built without them.
+"""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+import duckdb
+import pytest
+
+from assets.ml.model import MODEL_KEY
+from assets.ml.predictions import NOT_SCORED, PREDICTIONS_KEY, not_scored_days
+from resources.dagster_dev import wait_for
+from resources.landing_zone import days_between, fill_landing_zone
+from tests.test_end_to_end import dagster_dev  # noqa: F401  (the fixture)
+
+DAYS = ("2013-03-04", "2013-03-10")
+
+
+def _partitioned_assets(graph) -> list[dg.AssetKey]:
+    """What selecting every partitioned asset in the UI selects: the ML group included."""
+    return sorted((k for k in graph.materializable_asset_keys if graph.get(k).is_partitioned), key=str)
+
+
+def _reference_assets(graph) -> list[dg.AssetKey]:
+    """The unpartitioned assets a week can build: every one but the model."""
+    keys = graph.materializable_asset_keys
+    return sorted((k for k in keys if not graph.get(k).is_partitioned and k != MODEL_KEY), key=str)
+
+
+def _partition_statuses(server, key: dg.AssetKey) -> list[tuple[str, str, str]]:
+    data = server.graphql(
+        "query($k: AssetKeyInput!) { assetNodeOrError(assetKey: $k) { ... on AssetNode { assetPartitionStatuses "
+        "{ ... on TimePartitionStatuses { ranges { status startKey endKey } } } } } }",
+        {"k": {"path": key.path}},
+    )["assetNodeOrError"]["assetPartitionStatuses"]["ranges"]
+    return [(r["status"], r["startKey"], r["endKey"]) for r in data]
+
+
+class _Champion:
+    """Stands in for a registry in which version 1 holds the champion alias."""
+
+    @classmethod
+    def from_settings(cls, *_args):
+        return cls()
+
+    def champion_version(self) -> str:
+        return "1"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dagster_dev", ["sqlite"], indirect=True)
+def test_a_week_backfill_of_every_partitioned_asset_succeeds_without_a_champion(dagster_dev, monkeypatch):
+    server, instance, paths = dagster_dev
+    days = days_between(*DAYS)
+    server.set_sensor("landing_file_sensor", running=False)
+    fill_landing_zone(paths, days)
+    from definitions import defs
+
+    graph = defs.get_repository_def().asset_graph
+    keys = _partitioned_assets(graph)
+    assert PREDICTIONS_KEY in keys and dg.AssetKey(["online", "flight_features"]) in keys
+    selection = [{"assetKey": {"path": k.path}, "partitions": {"range": {"start": days[0], "end": days[-1]}}} for k in keys]
+    selection += [{"assetKey": {"path": k.path}, "partitions": None} for k in _reference_assets(graph)]
+    backfill_id = server.launch_backfill(selection, title="a week on a fresh instance")
+    status = wait_for(
+        "the backfill to finish",
+        lambda: (s := server.backfill_status(backfill_id)) not in ("REQUESTED", "CANCELING") and s,
+        timeout=900,
+        every=3,
+    )
+    assert status == "COMPLETED_SUCCESS", server.log_tail()
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+    assert runs and all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs), [(r.run_id, r.status) for r in runs]
+
+    # every other partitioned asset has every day
+    for key in keys:
+        if key != PREDICTIONS_KEY:
+            assert set(days) <= instance.get_materialized_partitions(key), key
+
+    # gold/predictions: not one flight scored; each day recorded as not scored, none failed
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        tables = con.execute(
+            "select count(*) from information_schema.tables where table_schema = 'gold' and table_name = 'predictions'"
+        ).fetchone()[0]
+        assert not tables or con.execute("select count(*) from gold.predictions").fetchone()[0] == 0
+    assert not_scored_days(instance) == set(days)
+    records = instance.fetch_materializations(PREDICTIONS_KEY, limit=100).records
+    assert sorted(r.partition_key for r in records) == days
+    for record in records:
+        materialization = record.asset_materialization
+        assert materialization.metadata["tarmac/scored"].value is False
+        assert materialization.tags["dagster/data_version"] == NOT_SCORED
+        assert "no version of tarmac-flight-delay holds the champion alias yet" in materialization.description
+    statuses = _partition_statuses(server, PREDICTIONS_KEY)
+    assert statuses == [("MATERIALIZED", days[0], days[-1])], statuses
+
+    # the predictions step said why, once, and its checks were skipped, not evaluated
+    (scoring_run,) = [r for r in runs if PREDICTIONS_KEY in (r.asset_selection or ())]
+    reasons = [
+        e.user_message for e in instance.all_logs(scoring_run.run_id)
+        if e.step_key == "gold__predictions" and e.dagster_event is None and e.user_message.startswith("not scored")
+    ]
+    assert len(reasons) == 1, reasons
+    assert reasons[0].startswith(f"not scored [{days[0]}, 2013-03-11): no version of tarmac-flight-delay holds the champion alias yet")
+    assert "the batch scoring sensor scores these days once a champion exists" in reasons[0]
+    skipped = instance.get_records_for_run(scoring_run.run_id, of_type=dg.DagsterEventType.STEP_SKIPPED).records
+    assert {r.event_log_entry.step_key for r in skipped} == {"ml_daily_checks"}
+    evaluated = {
+        r.event_log_entry.dagster_event.event_specific_data.asset_check_key
+        for run in runs
+        for r in instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, limit=100_000).records
+    }
+    assert evaluated and not [k for k in evaluated if k.asset_key == PREDICTIONS_KEY]
+
+    # once a champion exists, the scoring sensor requests the whole week: on its first tick, and
+    # with a cursor that already knows the champion (the days count as never scored)
+    from sensors.ml import batch_scoring_sensor
+
+    monkeypatch.setattr("sensors.ml.ModelRegistry", _Champion)
+    for cursor in (None, json.dumps({"champion": "1"})):
+        result = batch_scoring_sensor(dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs))
+        ranges = [(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+                  for r in result.run_requests]
+        assert ranges == [(days[0], days[-1])], (cursor, ranges, result.skip_reason)
+        assert result.run_requests[0].asset_selection == [PREDICTIONS_KEY]
