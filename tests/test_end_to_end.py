@@ -91,6 +91,24 @@ def _pipeline_assets(graph) -> list[dg.AssetKey]:
     return [k for k in graph.materializable_asset_keys if graph.get(k).group_name != ML_GROUP]
 
 
+def backfill_and_wait(server, graph, keys, days: list[str], title: str, timeout: float = 900) -> tuple[str, str]:
+    """Launch one asset backfill of `keys` over `days` through GraphQL, as the UI does (partitioned
+    assets over the range, the others whole), and wait for it: (backfill id, final status)."""
+    selection = [
+        {"assetKey": {"path": key.path},
+         "partitions": {"range": {"start": days[0], "end": days[-1]}} if graph.get(key).is_partitioned else None}
+        for key in sorted(keys, key=str)
+    ]
+    backfill_id = server.launch_backfill(selection, title=title)
+    status = wait_for(
+        "the backfill to finish",
+        lambda: (s := server.backfill_status(backfill_id)) not in ("REQUESTED", "CANCELING") and s,
+        timeout=timeout,
+        every=3,
+    )
+    return backfill_id, status
+
+
 def _materialized_since(instance: dg.DagsterInstance, storage_id: int) -> Counter:
     built: Counter = Counter()
     for key in _daily_assets():
@@ -131,17 +149,7 @@ def test_backfill_sensors_and_propagation_against_a_running_dagster(dagster_dev)
     from definitions import defs
 
     graph = defs.get_repository_def().asset_graph
-    selection = [
-        {"assetKey": {"path": key.path}, "partitions": {"range": {"start": days[0], "end": days[-1]}} if graph.get(key).is_partitioned else None}
-        for key in sorted(_pipeline_assets(graph), key=str)
-    ]
-    backfill_id = server.launch_backfill(selection, title="end-to-end test")
-    status = wait_for(
-        "the backfill to finish",
-        lambda: (s := server.backfill_status(backfill_id)) not in ("REQUESTED", "CANCELING") and s,
-        timeout=600,
-        every=3,
-    )
+    backfill_id, status = backfill_and_wait(server, graph, _pipeline_assets(graph), days, "end-to-end test")
     assert status == "COMPLETED_SUCCESS", server.log_tail()
     runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
     assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)

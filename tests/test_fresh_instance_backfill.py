@@ -19,9 +19,8 @@ import pytest
 
 from assets.ml.model import MODEL_KEY
 from assets.ml.predictions import NOT_SCORED, PREDICTIONS_KEY, not_scored_days
-from resources.dagster_dev import wait_for
 from resources.landing_zone import days_between, fill_landing_zone
-from tests.test_end_to_end import dagster_dev  # noqa: F401  (the fixture)
+from tests.test_end_to_end import backfill_and_wait, dagster_dev  # noqa: F401  (the fixture)
 
 DAYS = ("2013-03-04", "2013-03-10")
 
@@ -69,14 +68,8 @@ def test_a_week_backfill_of_every_partitioned_asset_succeeds_without_a_champion(
     graph = defs.get_repository_def().asset_graph
     keys = _partitioned_assets(graph)
     assert PREDICTIONS_KEY in keys and dg.AssetKey(["online", "flight_features"]) in keys
-    selection = [{"assetKey": {"path": k.path}, "partitions": {"range": {"start": days[0], "end": days[-1]}}} for k in keys]
-    selection += [{"assetKey": {"path": k.path}, "partitions": None} for k in _reference_assets(graph)]
-    backfill_id = server.launch_backfill(selection, title="a week on a fresh instance")
-    status = wait_for(
-        "the backfill to finish",
-        lambda: (s := server.backfill_status(backfill_id)) not in ("REQUESTED", "CANCELING") and s,
-        timeout=900,
-        every=3,
+    backfill_id, status = backfill_and_wait(
+        server, graph, [*keys, *_reference_assets(graph)], days, "a week on a fresh instance"
     )
     assert status == "COMPLETED_SUCCESS", server.log_tail()
     runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
