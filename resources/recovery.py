@@ -52,12 +52,14 @@ def _start_time(pid: int) -> str | None:
 def kill_orphans(pid: int, started: str) -> list[int]:
     """Kill what a dead supervised backfill left behind (its dbt process, say): the processes of the
     session it led (the supervisor starts it in a session of its own), started after it."""
-    killed = []
+    killed: list[int] = []
+    if not started.isdigit() or not Path("/proc").is_dir():
+        return killed
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         stat = _stat(entry.name)
-        if stat and stat[2] == str(pid) and stat[3] == str(pid) and started.isdigit() and int(stat[19]) >= int(started):
+        if stat and stat[2] == str(pid) and stat[3] == str(pid) and int(stat[19]) >= int(started):
             try:
                 os.kill(int(entry.name), signal.SIGKILL)
                 killed.append(int(entry.name))
@@ -76,6 +78,14 @@ def process_is_gone(identity: str) -> bool:
     """Whether the process a run tag names has ended; False when it ran on another host (unknown)."""
     host, pid, started = identity.rsplit(":", 2)
     if host != socket.gethostname():
+        return False
+    if started == "?":  # no /proc where it ran: whether the pid lives is all there is to know
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
         return False
     return _start_time(int(pid)) != started
 
