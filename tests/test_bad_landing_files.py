@@ -258,7 +258,7 @@ def test_a_file_that_cannot_be_read_fails_its_day_only_and_no_landed_file_is_cha
     bad_offset = sum(len(line) + 1 for line in raw[:6]) + 12
     landed = {p: p.read_bytes() for p in paths.landing.rglob("*.csv")}
 
-    assert main(["backfill", "--start", TEN_DAYS[0], "--end", TEN_DAYS[1]]) == 1
+    assert main(["backfill", "--start", TEN_DAYS[0], "--end", TEN_DAYS[1], "--in-process"]) == 1
     output = capsys.readouterr().out
 
     # the landing zone is upstream's log: every landed file is byte for byte as delivered
@@ -315,3 +315,45 @@ def test_a_file_that_cannot_be_read_fails_its_day_only_and_no_landed_file_is_cha
     (rejected,) = [a for a in failed if a["severity"] == "ERROR"]
     assert rejected["description"].startswith(f"landing file landing/flights/{NOT_UTF8_DAY}.csv was rejected")
     assert f"byte offset {bad_offset} (line 7" in rejected["description"]
+
+
+def test_a_run_held_back_by_one_day_is_requested_again_for_the_other_days(paths, instance):
+    """A run from the UI or a sensor (no backfill process of its own to re-run it) that one day's
+    unreadable file stopped: held_back_days_sensor requests its assets again for the other days,
+    once; a run that failed for another reason is left alone."""
+    from definitions import defs
+    from resources.pipeline import checks_for, stage_assets
+    from sensors.held_back import held_back_days_sensor, rerun_requests
+
+    days = days_between("2013-05-13", "2013-05-16")
+    fill_landing_zone(paths, days)
+    paths.landing_day_file("weather", days[1]).write_bytes(b"\x00\xff binary, not a delivery\n")
+    daily = stage_assets(defs, partitioned=True, ml=False)
+    unpartitioned = stage_assets(defs, partitioned=False, ml=False)
+    assert dg.materialize([*unpartitioned, *checks_for(defs, unpartitioned)], instance=instance,
+                          resources=defs.resources).success
+    result = dg.materialize(
+        [*daily, *checks_for(defs, daily)], instance=instance, resources=defs.resources, raise_on_error=False,
+        tags={"dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]},
+    )
+    assert not result.success
+
+    tick = held_back_days_sensor(dg.build_sensor_context(instance=instance, definitions=defs))
+    ranges = [(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+              for r in tick.run_requests]
+    assert ranges == [(days[0], days[0]), (days[2], days[3])]
+    daily_keys = {key for assets_def in daily for key in assets_def.keys}
+    assert all(set(r.asset_selection) == daily_keys for r in tick.run_requests)
+    # the next tick has nothing new: each failed run is split once
+    again = held_back_days_sensor(dg.build_sensor_context(instance=instance, definitions=defs, cursor=tick.cursor))
+    assert not again.run_requests
+
+    # a run that failed on an error of its own is no day's fault: not split
+    @dg.asset(partitions_def=daily_partitions, backfill_policy=dg.BackfillPolicy.single_run())
+    def boom() -> None:
+        raise RuntimeError("a bug, not a bad day")
+
+    broken = dg.materialize([boom], instance=instance, raise_on_error=False, tags={
+        "dagster/asset_partition_range_start": days[0], "dagster/asset_partition_range_end": days[-1]})
+    assert not broken.success
+    assert rerun_requests(instance, instance.get_run_by_id(broken.run_id)) == []
