@@ -17,8 +17,14 @@ FLIGHT_ATTRIBUTES = ("flight_id", "flight_date", "year", "month", "hour", "carri
 
 
 def plane_records(con: duckdb.DuckDBPyConnection) -> dict[str, dict[str, Any]]:
-    """silver.planes by tail number: the columns the registry's plane features read."""
+    """silver.planes by tail number: the columns the registry's plane features read; none while the
+    reference tables have never been built (gold's plane features are then NULL too)."""
     columns = sorted({f.value for f in feature_registry().values() if f.source == "planes"})
+    built = con.execute(
+        "select count(*) from information_schema.tables where table_schema = 'silver' and table_name = 'planes'"
+    ).fetchone()[0]
+    if not built:
+        return {}
     rows = con.execute(f"select tailnum, {', '.join(columns)} from silver.planes").fetchall()
     return {tailnum: dict(zip(columns, values)) for tailnum, *values in rows}
 

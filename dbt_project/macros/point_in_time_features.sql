@@ -81,5 +81,18 @@ from targets t
 join window_{{ loop.index }} using (flight_id)
 {%- endfor %}
 join latest_weather lw using (flight_id)
-left join {{ ref("silver_planes") }} p on p.tailnum = t.tailnum
+left join {{ planes_or_none() }} p on p.tailnum = t.tailnum
 {% endmacro %}
+
+{% macro planes_or_none() -%}
+    {#- silver.planes, or no planes at all while the reference tables have never been built (a fresh
+        instance whose first backfill selected only the daily assets): the plane features are then
+        NULL, as for an unknown tail number, and the downstream refresh rebuilds the days once the
+        reference tables land. Only a model checks: the compiled analyses always name the table. -#}
+    {%- set planes = ref("silver_planes") -%}
+    {%- if execute and model.resource_type == "model" and load_relation(planes) is none -%}
+        (select null::varchar as tailnum, null::integer as year, null::integer as seats where false)
+    {%- else -%}
+        {{ planes }}
+    {%- endif -%}
+{%- endmacro %}
