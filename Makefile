@@ -48,27 +48,27 @@ manifest: setup
 
 # Creates DAGSTER_HOME's storage (and the PostgreSQL database) before anything else opens it.
 instance: setup
-	$(RUN) python -m resources.cli instance
+	$(RUN) python -m tools.cli instance
 
 landing: setup
-	$(RUN) python -m resources.cli landing --all
+	$(RUN) python -m tools.cli landing --all
 
 validate: manifest
 	$(RUN) dagster definitions validate -w workspace.yaml
 
 backfill: manifest
-	$(RUN) python -m resources.cli backfill --start $(START) --end $(END)
+	$(RUN) python -m tools.cli backfill --start $(START) --end $(END)
 
 # Materializes 2013, then serves the UI with the sensors running: they find every landed file
 # already loaded, so nothing is launched twice.
 run: manifest instance
-	$(RUN) python -m resources.cli backfill --start 2013-01-01 --end 2013-12-31 --skip-if-materialized
+	$(RUN) python -m tools.cli backfill --start 2013-01-01 --end 2013-12-31 --skip-if-materialized
 	$(RUN) dagster dev -w workspace.yaml --host 127.0.0.1 --port 3000
 
 # Plays 2013 back into an empty landing zone while the UI, daemon and sensors run: watch each day
 # arrive, load and propagate (stop with Ctrl-C; `make clean` starts over).
 replay: manifest instance
-	$(RUN) python -m resources.cli replay $(if $(SECONDS_PER_DAY),--seconds-per-day $(SECONDS_PER_DAY)) &
+	$(RUN) python -m tools.cli replay $(if $(SECONDS_PER_DAY),--seconds-per-day $(SECONDS_PER_DAY)) &
 	$(RUN) dagster dev -w workspace.yaml --host 127.0.0.1 --port 3000
 
 test: validate
@@ -90,7 +90,7 @@ mlflow: setup
 
 # The serving API (one worker) on 127.0.0.1:$(SERVE_PORT). With the embedded event stream
 # (online.stream: replay) it also replays silver's days through the speed layer into the online
-# store; with Redis Streams the speed layer is `python -m resources.cli speed-layer --follow`.
+# store; with Redis Streams the speed layer is `python -m tools.cli speed-layer --follow`.
 SERVE_PORT ?= 8000
 serve: manifest
 	@[ -f "$(TARMAC_DATA_DIR)/warehouse.duckdb" ] || { echo "no warehouse in $(TARMAC_DATA_DIR): materialize the days first (make backfill or make run)" >&2; exit 1; }

@@ -1,0 +1,1 @@
+"""The asset and check definitions of the medallion layers, the model and the online store."""

@@ -11,9 +11,9 @@ from typing import Any
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
 
-from assets.ml.feature_registry import FEATURE_MODEL, feature_registry, features_fingerprint
-from assets.quality.contracts import column_schema
-from resources.settings import DBT_PROJECT_DIR
+from tarmac.features.registry import FEATURE_MODEL, feature_registry, features_fingerprint
+from tarmac.paths import DBT_PROJECT_DIR
+from tarmac.quality.contracts import column_schema
 
 
 class TarmacDbtTranslator(DagsterDbtTranslator):
@@ -93,7 +93,7 @@ def _project_macros() -> dict[str, str]:
     out = {}
     for path in sorted((DBT_PROJECT_DIR / "macros").rglob("*.sql")):
         text = path.read_text(encoding="utf-8")
-        out.update({name: text for name in _MACRO.findall(text)})
+        out.update(dict.fromkeys(_MACRO.findall(text), text))
     return out
 
 

@@ -17,10 +17,11 @@ from dagster_dbt import DbtCliResource, dbt_assets
 
 from assets.dbt_translator import TarmacDbtTranslator
 from assets.partitions import daily_partitions
-from resources.dbt import dbt_build, manifest_path
-from resources.quality_settings import load_settings
-from resources.settings import LANDING_DATASETS, TarmacPaths
-from resources.warehouse import WAREHOUSE_POOL, loaded_landing_files, partition_row_counts
+from resources.dbt import dbt_build
+from tarmac.dbt_project import manifest_path
+from tarmac.paths import LANDING_DATASETS, TarmacPaths
+from tarmac.settings.loader import load_settings
+from tarmac.warehouse import WAREHOUSE_POOL, loaded_landing_files, partition_row_counts
 
 # Metadata key of a landing observation: the md5 of the file's content as bronze loaded it.
 LANDING_CHECKSUM = "tarmac/landing_md5"

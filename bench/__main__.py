@@ -35,8 +35,8 @@ from pathlib import Path
 from bench.floor import compare
 from bench.measure import commit, machine, versions
 from bench.pipeline import Workspace, profile, repeated_daily
-from resources.landing_zone import days_between
-from resources.settings import PROJECT_ROOT
+from tarmac.days import days_between
+from tarmac.paths import PROJECT_ROOT
 
 FULL = {"start": "2013-01-01", "end": "2013-12-31", "scale_factors": [1, 10], "day": "2013-07-01",
         "history": ("2013-06-02", "2013-07-01"), "repeats": 3, "online": []}

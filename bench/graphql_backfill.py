@@ -20,10 +20,11 @@ from pathlib import Path
 
 import dagster as dg
 
-from resources.dagster_dev import DagsterDev, wait_for
-from resources.landing_zone import days_between, fill_landing_zone
-from resources.settings import PROJECT_ROOT, TarmacPaths
-from resources.warehouse import conservation_totals
+from tarmac.days import days_between
+from tarmac.paths import PROJECT_ROOT, TarmacPaths
+from tarmac.warehouse import conservation_totals
+from tools.dagster_dev import DagsterDev, wait_for
+from tools.landing import fill_landing_zone
 
 LOCK_ERRORS = ("Could not set lock on file", "Conflicting lock is held")
 

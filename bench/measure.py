@@ -72,7 +72,7 @@ def tree_rss(pid: int) -> int:
 def run_measured(command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None,
                  log: Path | None = None, interval: float = 0.2) -> Measured:
     """Run `command` (its output to `log`, or kept), timing it and sampling its tree's memory."""
-    out = open(log, "w") if log else subprocess.PIPE  # noqa: SIM115 - closed below
+    out = open(log, "w") if log else subprocess.PIPE
     started = time.perf_counter()
     process = subprocess.Popen(command, env={**os.environ, **(env or {})}, cwd=cwd, stdout=out,
                                stderr=subprocess.STDOUT, text=True)

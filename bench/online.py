@@ -35,15 +35,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from assets.online.batch import flight_records, plane_records
-from assets.online.events import replay_silver, to_us
-from assets.online.retrieval import FLIGHT, PLANE
-from assets.online.runner import local_day_bounds, run_speed_layer
-from assets.online.speed_layer import SpeedLayer
-from assets.online.store import RedisOnlineStore, SqliteOnlineStore
-from resources.quality_settings import load_settings
-from resources.settings import TarmacPaths
-from resources.warehouse import read_only
+from tarmac.online.batch import flight_records, plane_records
+from tarmac.online.events import replay_silver, to_us
+from tarmac.online.retrieval import FLIGHT, PLANE
+from tarmac.online.runner import local_day_bounds, run_speed_layer
+from tarmac.online.speed_layer import SpeedLayer
+from tarmac.online.store import RedisOnlineStore, SqliteOnlineStore
+from tarmac.paths import TarmacPaths
+from tarmac.settings.loader import load_settings
+from tarmac.warehouse import read_only
 
 ROOT = Path(__file__).resolve().parent.parent
 START_DAY, END_DAY, FIRST_SERVED, FLIGHTS_END = "2013-06-01", "2013-06-30", "2013-06-08", "2013-07-01"
@@ -66,7 +66,7 @@ def redis_unreachable(url: str) -> str | None:
 
         redis.Redis.from_url(url, socket_connect_timeout=2).ping()
         return None
-    except Exception as error:  # noqa: BLE001 - any reason is printed
+    except Exception as error:
         return f"Redis at {url} unreachable ({type(error).__name__}: {error})"
 
 
@@ -179,7 +179,7 @@ def open_loop(port: int, requests: list, rate: float, seconds: float, connection
         if (wait := due - time.perf_counter()) > 0:
             time.sleep(wait)
         jobs.put((due, requests[i % len(requests)]))
-    for thread in threads:
+    for _ in threads:
         jobs.put(None)
     for thread in threads:
         thread.join()
@@ -199,8 +199,8 @@ def latency(backend: str, target: str, redis_url: str, tmp: Path, served: list, 
         sources = [json.loads(send(con, *request)[1]).get("source") for request in gets[:20]]
         warm = [send(con, *request)[0] for request in posts[:20]]
         con.close()
-        print(f"   warm-up (not timed): GET sources {dict((s, sources.count(s)) for s in set(sources))}, "
-              f"POST statuses {dict((s, warm.count(s)) for s in set(warm))}")
+        print(f"   warm-up (not timed): GET sources { {s: sources.count(s) for s in set(sources)} }, "
+              f"POST statuses { {s: warm.count(s) for s in set(warm)} }")
         rows = []
         for name, requests, rate, seconds in (("GET /features", gets, args.get_rate, args.get_seconds),
                                               ("POST /predict", posts, args.post_rate, args.post_seconds)):

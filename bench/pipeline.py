@@ -19,7 +19,7 @@ from pathlib import Path
 from statistics import median
 
 from bench.measure import Measured, python, run_measured
-from resources.settings import PROJECT_ROOT
+from tarmac.paths import PROJECT_ROOT
 
 DBT_TARGET = PROJECT_ROOT / "dbt_project" / "target"
 # the steps that build gold.flight_features from the landing files (the floor's work)
@@ -54,12 +54,12 @@ class Workspace:
         return run_measured(python(*args), env=self.env, cwd=PROJECT_ROOT, log=self.root / f"{name}.log").check()
 
     def land(self, start: str, end: str, scale_factor: int) -> Measured:
-        return self.run("landing", "-m", "resources.cli", "landing", "--start", start, "--end", end,
+        return self.run("landing", "-m", "tools.cli", "landing", "--start", start, "--end", end,
                         "--scale-factor", str(scale_factor))
 
     def backfill(self, start: str, end: str, scale_factor: int) -> Measured:
         """`make backfill`'s command: every stage of the pipeline for the days, as a user runs it."""
-        return self.run("backfill", "-m", "resources.cli", "backfill", "--start", start, "--end", end,
+        return self.run("backfill", "-m", "tools.cli", "backfill", "--start", start, "--end", end,
                         "--scale-factor", str(scale_factor))
 
     def daily(self, day: str, name: str = "daily") -> Measured:
@@ -245,8 +245,8 @@ def _daily(day: str) -> int:
     import dagster as dg
 
     from definitions import defs
-    from resources.instance import dagster_instance
-    from resources.pipeline import checks_for, stage_assets
+    from tarmac.orchestration.instance import dagster_instance
+    from tools.pipeline import checks_for, stage_assets
 
     daily = stage_assets(defs, partitioned=True, ml=False)
     with dagster_instance() as instance:

@@ -16,10 +16,10 @@ import dagster as dg
 import ibis
 
 from assets.quality.checks import DAILY_CHECKS, evaluate_days
-from assets.quality.contracts import GoldFlightFeatures
-from resources.quality_settings import load_settings
-from resources.settings import TarmacPaths
-from resources.warehouse import read_only
+from tarmac.paths import TarmacPaths
+from tarmac.quality.contracts import GoldFlightFeatures
+from tarmac.settings.loader import load_settings
+from tarmac.warehouse import read_only
 
 
 def main() -> None:

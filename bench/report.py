@@ -298,7 +298,7 @@ def write_report(results: dict, out: Path) -> None:
         for label, get in [("run (median)", lambda r: r["median_run_seconds"]),
                            ("materialization steps", lambda r: r["median_materialization_seconds"]),
                            ("asset-check steps", lambda r: r["median_check_seconds"]),
-                           *[(f"`{k}`", (lambda k: lambda r: r["median_steps"].get(k))(k)) for k in keys]]:
+                           *[(f"`{k}`", (lambda k: lambda r: r["median_steps"].get(k))(k)) for k in keys]]:  # noqa: B023 (k is bound)
             row = [label, *[_s(get(r)) for r in incremental]]
             if len(incremental) > 1:
                 row.append(_x(_ratio(get(incremental[-1]), get(incremental[0]))))
@@ -371,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     results = json.loads(args.results.read_text())
-    from resources.settings import PROJECT_ROOT
+    from tarmac.paths import PROJECT_ROOT
 
     out = args.out or (PROJECT_ROOT / "BENCHMARKS.md" if results["mode"] == "full" else args.results.with_name("BENCHMARKS.md"))
     write_report(results, out)

@@ -19,7 +19,19 @@ CHROMIUM=/path/to/chrome) and `websockets`, which dagster-webserver already inst
 
 from __future__ import annotations
 
-import argparse, base64, contextlib, itertools, json, os, shutil, signal, socket, subprocess, sys, tempfile, time
+import argparse
+import base64
+import contextlib
+import itertools
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
 import urllib.request
 from pathlib import Path
 

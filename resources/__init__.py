@@ -1,0 +1,1 @@
+"""Dagster resources: the only objects assets, checks and sensors receive their services from."""

@@ -10,42 +10,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
-from dagster_dbt import DbtCliResource, DbtProject
+from dagster_dbt import DbtCliResource
 from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
 
-from resources.settings import DBT_PROJECT_DIR, TarmacPaths
-
-dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
-
-
-def manifest_path() -> Path:
-    path = dbt_project.manifest_path
-    if not path.exists():
-        raise FileNotFoundError(
-            f"The dbt manifest {path} does not exist. Build it with `make manifest` "
-            "(make run, make test and CI do this for you)."
-        )
-    return path
-
-
-# Where `make manifest` compiles the analyses the feature store runs (their own target path).
-COMPILED_ANALYSES = Path("analyses", "compiled", "tarmac", "analyses")
-# What compiled SQL is rendered from: newer sources mean it is stale.
-DBT_SOURCES = ("analyses", "macros", "models", "dbt_project.yml", "profiles.yml")
-
-
-def compiled_analysis(name: str) -> str:
-    """The SQL of the dbt analysis `name` as `make manifest` compiled it; refused when missing or
-    older than what it is compiled from, since stale SQL would silently compute other features
-    than gold's."""
-    path = DBT_PROJECT_DIR / dbt_project.target_path / COMPILED_ANALYSES / f"{name}.sql"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: compile it with `make manifest`.")
-    sources = [p for folder in DBT_SOURCES for p in [DBT_PROJECT_DIR / folder, *(DBT_PROJECT_DIR / folder).rglob("*")]]
-    newer = [p for p in sources if p.is_file() and p.stat().st_mtime > path.stat().st_mtime]
-    if newer:
-        raise RuntimeError(f"{path} is older than {newer[0]}: recompile it with `make manifest`.")
-    return path.read_text(encoding="utf-8")
+from tarmac.dbt_project import dbt_project
+from tarmac.paths import DBT_PROJECT_DIR, TarmacPaths
 
 
 def dbt_resource() -> DbtCliResource:
@@ -80,8 +49,8 @@ def dbt_build(
     and parsed everything, every time. The file of the last invocation on this data dir is kept
     beside its warehouse and seeds the next one.
     """
-    from resources.quality_settings import load_settings
-    from resources.warehouse import writing_step
+    from tarmac.settings.loader import load_settings
+    from tarmac.warehouse import writing_step
 
     paths = TarmacPaths.from_env()
     with writing_step(paths, load_settings().warehouse.lock_timeout_seconds, context.log.warning) as done:

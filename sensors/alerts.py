@@ -11,14 +11,14 @@ import json
 import math
 import os
 import urllib.request
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
-from resources.quality_settings import AlertSettings, load_settings
-from resources.settings import TarmacPaths
+from tarmac.paths import TarmacPaths
+from tarmac.settings.loader import AlertSettings, load_settings
 
 BATCH = 1000  # records per event type per tick: a first tick on a long history stays bounded
 MAX_TEXT = 4000  # characters of one metadata value kept in an alert
@@ -40,7 +40,7 @@ def _alert(instance: dg.DagsterInstance, storage_id: int, entry: dg.EventLogEntr
         "storage_id": storage_id,  # lets a consumer drop an at-least-once duplicate
         "run_id": entry.run_id,
         "job_name": entry.job_name,
-        "timestamp": datetime.fromtimestamp(entry.timestamp, tz=timezone.utc).isoformat(),
+        "timestamp": datetime.fromtimestamp(entry.timestamp, tz=UTC).isoformat(),
     }
     if event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION:
         evaluation: dg.AssetCheckEvaluation = event.event_specific_data

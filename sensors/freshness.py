@@ -11,7 +11,7 @@ import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 from assets.quality.partition_freshness import FRESH_UNTIL, partition_freshness
-from resources.quality_settings import load_settings
+from tarmac.settings.loader import load_settings
 
 RUNNING = AssetCheckExecutionRecordStatus.PLANNED
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.partitions import RANGE_END, RANGE_START, partition_days
-from resources.landing_zone import contiguous_ranges
-from resources.pipeline import held_back_days
-from resources.quality_settings import load_settings
-from resources.recovery import PROCESS_TAG
 from sensors.landing import TRIGGER_TAG
+from tarmac.days import contiguous_ranges
+from tarmac.orchestration.recovery import PROCESS_TAG
+from tarmac.orchestration.runs import held_back_days
+from tarmac.settings.loader import load_settings
 
 BATCH = 200
 

@@ -27,11 +27,11 @@ import dagster as dg
 from dagster._core.execution.backfill import BulkActionStatus
 
 from assets.medallion import LANDING_CHECKSUM
+from assets.ml.model import ML_GROUP
 from assets.partitions import RANGE_END, RANGE_START, daily_partitions, partition_days
-from resources.pipeline import ML_GROUP
-from resources.landing_zone import contiguous_ranges
-from resources.quality_settings import load_settings
-from resources.settings import LANDING_DATASETS, REFERENCE_DATASETS, TarmacPaths
+from tarmac.days import contiguous_ranges
+from tarmac.paths import LANDING_DATASETS, REFERENCE_DATASETS, TarmacPaths
+from tarmac.settings.loader import load_settings
 
 TRIGGER_TAG = "tarmac/trigger"
 OBSERVATION_BATCH = 5000

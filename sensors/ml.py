@@ -19,13 +19,13 @@ from datetime import date, timedelta
 import dagster as dg
 
 from assets.ml.model import MODEL_KEY
-from assets.ml.model_registry import ModelRegistry
 from assets.ml.predictions import FEATURES_KEY, PREDICTIONS_KEY, not_scored_days
 from assets.partitions import RANGE_END, RANGE_START
-from resources.quality_settings import load_settings
-from resources.settings import FIRST_DAY
 from sensors.landing import TRIGGER_TAG, contiguous_ranges
 from sensors.refresh import run_coverage
+from tarmac.ml.registry import ModelRegistry
+from tarmac.paths import FIRST_DAY
+from tarmac.settings.loader import load_settings
 
 ACTIVE = [
     dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
@@ -60,7 +60,7 @@ def stale_days(
     description=__doc__.split("\n\n")[1].split("\n- ")[0].removeprefix("- "),
 )
 def batch_scoring_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    from assets.ml.promotion import failed_blocking_checks
+    from tarmac.ml.promotion import failed_blocking_checks
 
     champion = ModelRegistry.from_settings().champion_version()
     if champion is None:
@@ -129,7 +129,7 @@ def decayed_days(evaluations: dict[str, tuple[bool, str, str | None]], champion:
 def recent_evaluations(instance: dg.DagsterInstance, window_days: int) -> dict[str, tuple[bool, str, str | None]]:
     """(passed, severity, model version) of the latest model_performance evaluation of the most
     recent evaluated days."""
-    from assets.ml.promotion import latest_evaluations
+    from tarmac.ml.promotion import latest_evaluations
 
     infos = instance.event_log_storage.get_asset_check_partition_info([PERFORMANCE_CHECK])
     days = sorted((i.partition_key for i in infos if i.partition_key), reverse=True)[:window_days]

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from resources.quality_settings import load_settings
-from resources.recovery import recover_dead_runs
+from tarmac.orchestration.recovery import recover_dead_runs
+from tarmac.settings.loader import load_settings
 
 
 @dg.sensor(

@@ -27,10 +27,10 @@ from collections.abc import Iterable
 import dagster as dg
 from dagster._core.definitions.partitions.mapping import IdentityPartitionMapping, TimeWindowPartitionMapping
 
-from resources.pipeline import ML_GROUP
-from resources.quality_settings import load_settings
+from assets.ml.model import ML_GROUP
 from assets.partitions import RANGE_END, RANGE_START, partition_days
 from sensors.landing import TRIGGER_TAG, contiguous_ranges
+from tarmac.settings.loader import load_settings
 
 BATCH = 1000
 FINISHED = {dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED}

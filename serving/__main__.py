@@ -3,7 +3,7 @@ speed layer replaying silver into the online store beside it.
 
     python -m serving [--host 127.0.0.1] [--port 8000] [--start 2013-01-01 --end 2013-12-31] [--no-speed-layer]
 
-With `online.stream: redis` the speed layer is its own process (`python -m resources.cli
+With `online.stream: redis` the speed layer is its own process (`python -m tools.cli
 speed-layer`), and this one only serves. With TARMAC_API_TOKEN set, /features and /predict need
 `Authorization: Bearer <token>`. An online store that does not answer, or a bad token, stops the
 start with one line on stderr (exit status 1).
@@ -18,14 +18,14 @@ import threading
 
 import uvicorn
 
-from resources.quality_settings import load_settings
-from resources.settings import FIRST_DAY, LAST_DAY, TarmacPaths
+from tarmac.paths import FIRST_DAY, LAST_DAY, TarmacPaths
+from tarmac.settings.loader import load_settings
 
 log = logging.getLogger("tarmac.serving")
 
 
 def _replay_in_background(start: str, end: str) -> threading.Thread:
-    from assets.online.runner import run_configured_speed_layer
+    from tarmac.online.runner import run_configured_speed_layer
 
     def work() -> None:
         try:

@@ -6,7 +6,7 @@
                                           the features it was given
     GET  /health                          the store, its watermark and the champion version
 
-Features are read exactly as the parity check reads them (assets/online/retrieval.py), and the
+Features are read exactly as the parity check reads them (tarmac/online/retrieval.py), and the
 champion is scored by the function batch scoring uses. Bad input gets a 4xx whose `detail` says
 what was wrong: 422 for a malformed request (a time outside 1970-01-01..2100-01-01 UTC included),
 404 for an unknown flight, 409 when the online store cannot give exact values for that instant, 413
@@ -26,7 +26,7 @@ import sqlite3
 import threading
 import time
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -38,13 +38,13 @@ from pydantic import AwareDatetime, BaseModel, Field, ValidationInfo, field_vali
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from threadpoolctl import threadpool_limits
 
-from assets.ml.feature_registry import feature_registry, feature_versions
-from assets.online.events import from_us, to_us
-from assets.online.retrieval import FLIGHT, FeaturesNotAvailable, OnlineFeatures, open_online_store
-from assets.online.store import OnlineStore
-from resources.instance import redact_url
-from resources.online_settings import OnlineSettings
-from resources.settings import LOCAL_TIMEZONE, TarmacPaths
+from tarmac.features.registry import feature_registry, feature_versions
+from tarmac.online.events import from_us, to_us
+from tarmac.online.retrieval import FLIGHT, FeaturesNotAvailable, OnlineFeatures, open_online_store
+from tarmac.online.store import OnlineStore
+from tarmac.orchestration.instance import redact_url
+from tarmac.paths import LOCAL_TIMEZONE, TarmacPaths
+from tarmac.settings.online import OnlineSettings
 
 # matched whole (fullmatch), ASCII digits only: "...\n" or full-width digits are not an id
 FLIGHT_ID = re.compile(r"[A-Z0-9]{2}-[0-9]{1,4}-[A-Z]{3}-[0-9]{8}", re.ASCII)
@@ -54,8 +54,8 @@ log = logging.getLogger("tarmac.serving")
 
 # Every time a request gives (and the prediction time, sched_dep_ts - horizon) must lie in this
 # range: far inside what the store's microsecond timestamps (pandas, 1677..2262) can represent.
-EARLIEST = datetime(1970, 1, 1, tzinfo=timezone.utc)
-LATEST = datetime(2100, 1, 1, tzinfo=timezone.utc)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 EARLIEST_US, LATEST_US = to_us(EARLIEST), to_us(LATEST)
 ACCEPTED_RANGE = "instants from 1970-01-01T00:00:00Z to 2100-01-01T00:00:00Z"
 
@@ -232,7 +232,7 @@ class Champion:
             return (self.name, self.version, self.model) if self.model is not None else None
 
     def _refresh(self) -> None:
-        from assets.ml.model_registry import ModelRegistry
+        from tarmac.ml.registry import ModelRegistry
 
         self._checked = time.monotonic()
         if not (self.paths.mlflow / "mlflow.db").exists():
@@ -311,8 +311,8 @@ def create_app(
     `api_token` (default: the environment's TARMAC_API_TOKEN; "" for none) makes /features and
     /predict require `Authorization: Bearer <token>`. Start-up (the lifespan) raises StartupError
     when the store does not answer."""
-    from assets.ml.offline_store import default_horizon_minutes
-    from resources.quality_settings import load_settings
+    from tarmac.features.offline_store import default_horizon_minutes
+    from tarmac.settings.loader import load_settings
 
     online = (online or load_settings().online).with_environment()
     paths = paths or TarmacPaths.from_env()
@@ -418,7 +418,7 @@ def create_app(
 
     @app.post("/predict", dependencies=protected)
     def predict(request: PredictRequest) -> dict[str, Any]:
-        from assets.ml.training import delay_probability
+        from tarmac.ml.training import delay_probability
 
         prediction_us = to_us(request.sched_dep_ts) - horizon_us
         if not EARLIEST_US <= prediction_us <= LATEST_US:

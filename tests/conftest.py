@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,11 +17,13 @@ import pytest
 import yaml
 from psycopg2 import sql
 
-from resources.dbt import manifest_path
-from resources.instance import redact_url
-from resources.landing_zone import days_between, fill_landing_zone
-from resources.pipeline import materialize_days
-from resources.settings import PROJECT_ROOT, TarmacPaths
+from tarmac.days import days_between
+from tarmac.dbt_project import manifest_path
+from tarmac.orchestration.instance import redact_url
+from tarmac.paths import PROJECT_ROOT, TarmacPaths
+from tools.dagster_dev import DagsterDev
+from tools.landing import fill_landing_zone
+from tools.pipeline import materialize_days
 
 # Columns that record when and by which run a row was loaded: excluded from content comparisons.
 LOAD_METADATA_COLUMNS = {"load_id", "ingested_at", "loaded_at", "quarantined_at", "audited_at", "computed_at"}
@@ -103,7 +108,7 @@ def redis_client():
 def online_store(request: pytest.FixtureRequest, tmp_path: Path):
     """An empty online store of each backend: a SQLite file, or a key prefix of this test's on the
     Redis server, checked empty and gone afterwards."""
-    from assets.online.store import RedisOnlineStore, SqliteOnlineStore
+    from tarmac.online.store import RedisOnlineStore, SqliteOnlineStore
 
     if request.param == "sqlite":
         store = SqliteOnlineStore(tmp_path / "online.sqlite")
@@ -160,7 +165,6 @@ def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
 def dagster_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A DAGSTER_HOME of this test's, configured by the project's own `.dagster/dagster.yaml` (the
     warehouse pool, the run queue), as the command line uses it."""
-    import shutil
 
     home = tmp_path / "dagster_home"
     home.mkdir()
@@ -226,3 +230,41 @@ def table_hash(paths: TarmacPaths, table: str) -> tuple[int, str]:
             f"from {table}"
         ).fetchone()
         return count, digest
+
+
+# how often the sensors of a `dagster dev` under test tick
+SENSOR_INTERVAL = 5
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def dagster_dev(request, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[DagsterDev, dg.DagsterInstance, TarmacPaths]]:
+    """A `dagster dev` (webserver and daemon) on a fresh instance and data dir, with the project's
+    settings but sensors that tick every few seconds; on SQLite and on PostgreSQL."""
+    home, data = tmp_path / "dagster_home", tmp_path / "data"
+    home.mkdir()
+    data.mkdir()
+    env = {"DAGSTER_HOME": str(home), "TARMAC_DATA_DIR": str(data)}
+    if request.param == "postgres":
+        name, url = request.getfixturevalue("pg_database")
+        shutil.copy(PROJECT_ROOT / ".dagster" / "postgres" / "dagster.yaml", home / "dagster.yaml")
+        env["TARMAC_DAGSTER_PG_URL"] = url
+    else:
+        shutil.copy(PROJECT_ROOT / ".dagster" / "dagster.yaml", home / "dagster.yaml")
+    # the project's settings, with sensors that tick every few seconds
+    settings = yaml.safe_load((PROJECT_ROOT / "tarmac.yaml").read_text())
+    settings["sensors"] = {f"{s}_interval_seconds": SENSOR_INTERVAL for s in ("landing", "refresh", "freshness", "alert")}
+    (tmp_path / "tarmac.yaml").write_text(yaml.safe_dump(settings))
+    env["TARMAC_SETTINGS"] = str(tmp_path / "tarmac.yaml")
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    # what `make run` does before `dagster dev`: create the instance's storage (and database)
+    subprocess.run([sys.executable, "-m", "tools.cli", "instance"], cwd=PROJECT_ROOT, check=True, capture_output=True)
+
+    server = DagsterDev(env, tmp_path / "dagster_dev.log")
+    instance = dg.DagsterInstance.from_config(str(home))
+    try:
+        server.wait_until_loaded()
+        yield server, instance, TarmacPaths(data)
+    finally:
+        server.stop()
+        instance.dispose()

@@ -18,8 +18,8 @@ import dagster as dg
 import pytest
 import yaml
 
-from resources.settings import PROJECT_ROOT, TarmacPaths
 from sensors.alerts import alert_sensor
+from tarmac.paths import PROJECT_ROOT, TarmacPaths
 
 TINY = dg.AssetKey(["silver", "tiny"])
 

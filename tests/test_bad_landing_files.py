@@ -14,7 +14,8 @@ import duckdb
 import pytest
 
 from assets.partitions import daily_partitions
-from resources.landing_zone import days_between, fill_landing_zone
+from tarmac.days import days_between
+from tools.landing import fill_landing_zone
 
 # One successful run over four days, each day's files carrying different faults.
 TYPE_AND_TRUNCATION_DAY = "2013-05-06"  # flights: dep_delay 'abc' on one line; last line cut short
@@ -230,9 +231,9 @@ def test_a_file_that_cannot_be_read_fails_its_day_only_and_no_landed_file_is_cha
     """`backfill` never rewrites a landed file; a file it cannot read is rejected with the place of
     the fault, fails its day's checks with ERROR and alerts, and its day's later layers fail,
     while the nine other days are materialized; benign header variations are read by name."""
-    from resources.cli import main
-    from resources.instance import dagster_instance
     from sensors.alerts import collect_alerts
+    from tarmac.orchestration.instance import dagster_instance
+    from tools.cli import main
 
     days = days_between(*TEN_DAYS)
     fill_landing_zone(paths, days)
@@ -322,8 +323,8 @@ def test_a_run_held_back_by_one_day_is_requested_again_for_the_other_days(paths,
     unreadable file stopped: held_back_days_sensor requests its assets again for the other days,
     once; a run that failed for another reason is left alone."""
     from definitions import defs
-    from resources.pipeline import checks_for, stage_assets
     from sensors.held_back import held_back_days_sensor, rerun_requests
+    from tools.pipeline import checks_for, stage_assets
 
     days = days_between("2013-05-13", "2013-05-16")
     fill_landing_zone(paths, days)

@@ -3,8 +3,8 @@ and not a failure minutes into a backfill."""
 
 from __future__ import annotations
 
-from resources.cli import main
-from resources.settings import PROJECT_ROOT
+from tarmac.paths import PROJECT_ROOT
+from tools.cli import main
 
 BACKFILL = ["backfill", "--start", "2013-01-01", "--end", "2013-01-01", "--in-process"]
 
@@ -12,7 +12,7 @@ BACKFILL = ["backfill", "--start", "2013-01-01", "--end", "2013-01-01", "--in-pr
 def _one_line_error(capsys) -> str:
     err = capsys.readouterr().err.strip().splitlines()
     assert "Traceback" not in "\n".join(err)
-    (line,) = [l for l in err if l.startswith("tarmac backfill: ")]
+    (line,) = [text for text in err if text.startswith("tarmac backfill: ")]
     return line
 
 

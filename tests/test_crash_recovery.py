@@ -21,11 +21,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from resources.landing_zone import days_between, fill_landing_zone
-from resources.recovery import PROCESS_TAG, InstanceConfigError, recover_dead_runs, require_warehouse_pool
-from resources.settings import PROJECT_ROOT, TarmacPaths
-from resources.warehouse import WAREHOUSE_POOL
+from tarmac.days import days_between
+from tarmac.orchestration.recovery import PROCESS_TAG, InstanceConfigError, recover_dead_runs, require_warehouse_pool
+from tarmac.paths import PROJECT_ROOT, TarmacPaths
+from tarmac.warehouse import WAREHOUSE_POOL
 from tests.conftest import table_hash
+from tools.landing import fill_landing_zone
 
 DAYS = ("2013-04-08", "2013-04-09")
 TABLES = [
@@ -40,7 +41,7 @@ def _backfill(home: Path, data: Path, days=DAYS) -> subprocess.Popen:
     log = data.parent / f"backfill-{uuid.uuid4().hex[:8]}.log"
     with open(log, "w") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "resources.cli", "backfill", "--start", days[0], "--end", days[1]],
+            [sys.executable, "-m", "tools.cli", "backfill", "--start", days[0], "--end", days[1]],
             cwd=PROJECT_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, text=True,
         )
     process.log = log  # type: ignore[attr-defined]
@@ -58,7 +59,7 @@ def _wait_for_output(process: subprocess.Popen, text: str, timeout: float = 120)
 def _instance(home: Path) -> Iterator[dg.DagsterInstance]:
     """The instance in `home`, opened as Tarmac's processes open it (under the lock that keeps two
     processes from creating a fresh instance's tables at once)."""
-    from resources.instance import dagster_instance
+    from tarmac.orchestration.instance import dagster_instance
 
     before = os.environ.get("DAGSTER_HOME")
     os.environ["DAGSTER_HOME"] = str(home)
@@ -164,8 +165,8 @@ def _started_run(instance: dg.DagsterInstance, identity: str) -> dg.DagsterRun:
 def test_a_dead_process_run_is_released_and_a_live_one_kept(dagster_home):
     """recover_dead_runs: a STARTED run whose process is gone is marked failed and its pool slot
     freed; the run of a live process (this one) is left alone, and so is its slot."""
-    from resources.instance import dagster_instance
-    from resources.recovery import process_identity
+    from tarmac.orchestration.instance import dagster_instance
+    from tarmac.orchestration.recovery import process_identity
 
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     dead_identity = process_identity(gone.pid)  # taken while it lives: host, pid, start time
@@ -191,8 +192,7 @@ def test_an_instance_without_a_one_slot_pool_is_refused(tmp_path, monkeypatch):
     home.mkdir()
     (home / "dagster.yaml").write_text("concurrency:\n  pools:\n    default_limit: 3\n")
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    from resources.instance import dagster_instance
+    from tarmac.orchestration.instance import dagster_instance
 
-    with dagster_instance() as instance:
-        with pytest.raises(InstanceConfigError, match=r"default_limit is 3, not 1"):
-            require_warehouse_pool(instance, WAREHOUSE_POOL)
+    with dagster_instance() as instance, pytest.raises(InstanceConfigError, match=r"default_limit is 3, not 1"):
+        require_warehouse_pool(instance, WAREHOUSE_POOL)

@@ -4,10 +4,10 @@ import json
 
 import dagster as dg
 
-from resources.warehouse import WAREHOUSE_POOL
 from assets.partitions import daily_partitions
 from definitions import defs
-from resources.dbt import manifest_path
+from tarmac.dbt_project import manifest_path
+from tarmac.warehouse import WAREHOUSE_POOL
 
 
 def _assets_def(*path: str) -> dg.AssetsDefinition:
@@ -51,7 +51,7 @@ def test_gold_declares_the_look_back_its_sql_reads():
 
 
 def test_column_schemas_are_rendered_from_the_contracts():
-    from assets.quality.contracts import CONTRACTS
+    from tarmac.quality.contracts import CONTRACTS
 
     for key, contract in CONTRACTS.items():
         schema = _assets_def(*key.path).specs_by_key[key].metadata["dagster/column_schema"]

@@ -11,60 +11,21 @@ One scenario per storage, as a person would live it in the UI:
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
-import pytest
-import yaml
 
-from resources.landing_zone import days_between, fill_landing_zone
-from resources.pipeline import ML_GROUP
-from resources.settings import PROJECT_ROOT, TarmacPaths
-from resources.dagster_dev import DagsterDev, wait_for
+from assets.ml.model import ML_GROUP
+from tarmac.days import days_between
+from tests.conftest import SENSOR_INTERVAL
+from tools.dagster_dev import wait_for
+from tools.landing import fill_landing_zone
 
 BACKFILL_DAYS = ("2013-03-01", "2013-03-07")
 NEW_DAY = "2013-03-08"
 CORRECTED_DAY = "2013-03-03"
-SENSOR_INTERVAL = 5
 TRIGGER = "tarmac/trigger"
 ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def dagster_dev(request, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[DagsterDev, dg.DagsterInstance, TarmacPaths]]:
-    home, data = tmp_path / "dagster_home", tmp_path / "data"
-    home.mkdir()
-    data.mkdir()
-    env = {"DAGSTER_HOME": str(home), "TARMAC_DATA_DIR": str(data)}
-    if request.param == "postgres":
-        name, url = request.getfixturevalue("pg_database")
-        shutil.copy(PROJECT_ROOT / ".dagster" / "postgres" / "dagster.yaml", home / "dagster.yaml")
-        env["TARMAC_DAGSTER_PG_URL"] = url
-    else:
-        shutil.copy(PROJECT_ROOT / ".dagster" / "dagster.yaml", home / "dagster.yaml")
-    # the project's settings, with sensors that tick every few seconds
-    settings = yaml.safe_load((PROJECT_ROOT / "tarmac.yaml").read_text())
-    settings["sensors"] = {f"{s}_interval_seconds": SENSOR_INTERVAL for s in ("landing", "refresh", "freshness", "alert")}
-    (tmp_path / "tarmac.yaml").write_text(yaml.safe_dump(settings))
-    env["TARMAC_SETTINGS"] = str(tmp_path / "tarmac.yaml")
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    # what `make run` does before `dagster dev`: create the instance's storage (and database)
-    subprocess.run([sys.executable, "-m", "resources.cli", "instance"], cwd=PROJECT_ROOT, check=True, capture_output=True)
-
-    server = DagsterDev(env, tmp_path / "dagster_dev.log")
-    instance = dg.DagsterInstance.from_config(str(home))
-    try:
-        server.wait_until_loaded()
-        yield server, instance, TarmacPaths(data)
-    finally:
-        server.stop()
-        instance.dispose()
 
 
 def _pipeline_runs(instance: dg.DagsterInstance) -> list[dg.DagsterRun]:

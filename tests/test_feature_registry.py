@@ -17,8 +17,9 @@ import pytest
 import yaml
 
 from assets.dbt_translator import TarmacDbtTranslator
-from assets.ml import feature_registry as registry_module
-from assets.ml.feature_registry import (
+from tarmac.dbt_project import compiled_analysis, manifest_path
+from tarmac.features import registry as registry_module
+from tarmac.features.registry import (
     LOCK_COMMAND,
     REGISTRY_PATH,
     FeatureRegistryError,
@@ -35,9 +36,7 @@ from assets.ml.feature_registry import (
     unversioned_changes,
     write_lock,
 )
-from assets.quality.contracts import UTC, GoldFlightFeatures, GoldTrainingSet, _bounded, _Contract
-from resources.dbt import compiled_analysis, manifest_path
-from resources.settings import DBT_PROJECT_DIR
+from tarmac.quality.contracts import UTC, GoldFlightFeatures, GoldTrainingSet, _bounded, _Contract
 
 SPEC_FEATURES = {
     "origin_dep_delay_avg_1h", "origin_departures_1h", "origin_cancelled_3h", "carrier_dep_delay_avg_24h",
@@ -252,7 +251,7 @@ def test_a_feature_defined_twice_is_an_error():
 
 
 def test_the_cli_prints_the_registry(capsys):
-    from resources.cli import main
+    from tools.cli import main
 
     assert main(["features"]) == 0
     lines = capsys.readouterr().out.splitlines()

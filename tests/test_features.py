@@ -45,7 +45,7 @@ Expected feature rows per target (and the arithmetic) are literals in EXPECTED b
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -200,7 +200,7 @@ def _land_scenario(paths) -> None:
 
 
 def _utc(day: int, hour: int, minute: int = 0) -> datetime:
-    return datetime(2013, 6, day, hour, minute, tzinfo=timezone.utc)
+    return datetime(2013, 6, day, hour, minute, tzinfo=UTC)
 
 
 NO_WEATHER = {"temp_f": None, "wind_speed_mph": None, "visib_mi": None, "precip_in": None, "humid": None}

@@ -18,8 +18,9 @@ import duckdb
 import pytest
 
 from assets.ml.predictions import NOT_SCORED, PREDICTIONS_KEY, not_scored_days
-from resources.landing_zone import days_between, fill_landing_zone
-from tests.test_end_to_end import backfill_and_wait, dagster_dev  # noqa: F401  (the fixture)
+from tarmac.days import days_between
+from tests.test_end_to_end import backfill_and_wait
+from tools.landing import fill_landing_zone
 
 DAYS = ("2013-03-04", "2013-03-10")
 

@@ -1,9 +1,10 @@
 """Re-running is safe: a partition materialized again, or a range run instead of day by day,
 leaves exactly the same warehouse contents (load metadata aside)."""
 
-from resources.landing_zone import days_between, fill_landing_zone
-from resources.settings import DBT_PROJECT_DIR, TarmacPaths
+from tarmac.days import days_between
+from tarmac.paths import DBT_PROJECT_DIR, TarmacPaths
 from tests.conftest import table_hash
+from tools.landing import fill_landing_zone
 
 TABLES = [
     "bronze.flights",

@@ -5,10 +5,10 @@ import shutil
 import subprocess
 import sys
 
-from resources.settings import PROJECT_ROOT
+from tarmac.paths import PROJECT_ROOT
 
 OPEN_INSTANCE = """
-from resources.instance import dagster_instance
+from tarmac.orchestration.instance import dagster_instance
 with dagster_instance() as instance:
     print(len(instance.get_runs(limit=1)))
 """

@@ -17,8 +17,8 @@ import dagster as dg
 import pytest
 import yaml
 
-from resources.instance import PG_URL_ENV, dagster_instance, ensure_postgres_database
-from resources.settings import PROJECT_ROOT
+from tarmac.orchestration.instance import PG_URL_ENV, dagster_instance, ensure_postgres_database
+from tarmac.paths import PROJECT_ROOT
 from tests.conftest import database_exists as _database_exists
 
 SQLITE_YAML = PROJECT_ROOT / ".dagster" / "dagster.yaml"
@@ -45,9 +45,8 @@ def test_url_without_an_installed_driver_is_a_clear_error(tmp_path, monkeypatch)
     shutil.copy(POSTGRES_YAML, tmp_path / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     monkeypatch.setenv(PG_URL_ENV, "postgresql://postgres@127.0.0.1:1/tarmac_nowhere")
-    with pytest.raises(RuntimeError, match=r"postgresql\+psycopg2://"):
-        with dagster_instance():
-            pass
+    with pytest.raises(RuntimeError, match=r"postgresql\+psycopg2://"), dagster_instance():
+        pass
 
 
 def test_instance_on_postgres_creates_its_database_and_stores_runs(pg_database, tmp_path, monkeypatch):
@@ -60,7 +59,7 @@ def test_instance_on_postgres_creates_its_database_and_stores_runs(pg_database, 
     # what `make` runs before `dagster dev`: creates the database and Dagster's tables in it
     env = {**os.environ, "DAGSTER_HOME": str(home), PG_URL_ENV: url}
     proc = subprocess.run(
-        [sys.executable, "-m", "resources.cli", "instance"],
+        [sys.executable, "-m", "tools.cli", "instance"],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,

@@ -4,7 +4,8 @@ import hashlib
 
 import pytest
 
-from resources.landing_zone import days_between, fill_landing_zone
+from tarmac.days import days_between
+from tools.landing import fill_landing_zone
 
 
 def _digest(path):

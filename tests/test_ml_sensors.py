@@ -8,8 +8,8 @@ def test_scoring_targets_days_whose_features_are_newer_than_their_scores():
     scored = {"2013-03-01": 15, "2013-03-02": 12}
     assert stale_days(features, scored, rescore_all=False) == {"2013-03-02", "2013-03-03"}
     # a new champion rescores every day that has features
-    assert stale_days(features, {d: 99 for d in features}, rescore_all=True) == set(features)
-    assert stale_days(features, {d: 99 for d in features}, rescore_all=False) == set()
+    assert stale_days(features, dict.fromkeys(features, 99), rescore_all=True) == set(features)
+    assert stale_days(features, dict.fromkeys(features, 99), rescore_all=False) == set()
 
 
 def test_scoring_targets_days_recorded_as_not_scored_once_a_champion_exists():

@@ -13,8 +13,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from assets.ml.feature_registry import feature_versions
-from assets.ml.model_registry import ModelRegistry
+from tarmac.features.registry import feature_versions
+from tarmac.ml.registry import ModelRegistry
 from tests.test_quality import rewrite_flights
 
 FIRST, LAST = "2013-03-01", "2013-03-31"

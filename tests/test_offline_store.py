@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import duckdb
 import pandas as pd
 import pytest
 
-from assets.ml.offline_store import OfflineStore
-from resources.settings import TarmacPaths
+from tarmac.features.offline_store import OfflineStore
+from tarmac.paths import TarmacPaths
 from tests.conftest import LOAD_METADATA_COLUMNS
 from tests.test_features import EDT, FIRST_DAY, LAST_DAY, _land_scenario
 
@@ -74,7 +74,7 @@ def _same(actual: object, expected: object) -> bool:
 
 def _local(day: int, hour: int, minute: int = 0) -> datetime:
     """A New York time of June 2013 (EDT), as a UTC instant."""
-    return datetime(2013, 6, day, hour, minute, tzinfo=timezone.utc) + EDT
+    return datetime(2013, 6, day, hour, minute, tzinfo=UTC) + EDT
 
 
 def departs(flight_id: str, dep_delay: int) -> str:

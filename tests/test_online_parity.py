@@ -13,13 +13,13 @@ import duckdb
 import pandas as pd
 import pytest
 
-from assets.online.events import silver_events, to_us
-from assets.ml.feature_registry import feature_registry
-from assets.online.batch import FLIGHT_ATTRIBUTES, flight_records, plane_records
-from assets.online.parity import PARITY_CHECK, parity_for_flights, replay_and_compare
-from assets.online.retrieval import FLIGHT, PLANE, OnlineFeatures, open_online_store
-from assets.online.store import SqliteOnlineStore
-from resources.quality_settings import load_settings
+from tarmac.features.registry import feature_registry
+from tarmac.online.batch import FLIGHT_ATTRIBUTES, flight_records, plane_records
+from tarmac.online.events import silver_events, to_us
+from tarmac.online.parity import PARITY_CHECK, parity_for_flights, replay_and_compare
+from tarmac.online.retrieval import FLIGHT, PLANE, OnlineFeatures, open_online_store
+from tarmac.online.store import SqliteOnlineStore
+from tarmac.settings.loader import load_settings
 from tests.test_features import EXPECTED, FIRST_DAY, FLOAT_COLUMNS, LAST_DAY, _land_scenario
 
 

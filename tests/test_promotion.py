@@ -1,7 +1,7 @@
 """The promotion gate's rules, one at a time: each refusal names its rule and its numbers."""
 
-from assets.ml.promotion import decide
-from resources.ml_settings import PromotionSettings
+from tarmac.ml.promotion import decide
+from tarmac.settings.ml import PromotionSettings
 
 GATE = PromotionSettings(metric="roc_auc", min_improvement=0.005)
 BASELINE = {"roc_auc": 0.62, "log_loss": 0.56}

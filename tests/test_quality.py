@@ -11,7 +11,6 @@ import dagster as dg
 import duckdb
 import pytest
 
-
 DEP_DELAY, ARR_DELAY, DISTANCE = 5, 8, 15  # flights columns by position
 
 

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from resources.quality_settings import SettingsError, load_settings
-from resources.settings import PROJECT_ROOT
+from tarmac.paths import PROJECT_ROOT
+from tarmac.settings.loader import SettingsError, load_settings
 
 
 def write(tmp_path: Path, mutate) -> Path:

@@ -9,10 +9,10 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from assets.quality.partition_freshness import due_days
-from resources.clock import Clock, ReplayClock, pipeline_clock, start_replay_clock
-from resources.replay import replay
 from sensors.landing import Cursor, LandingFile, contiguous_ranges, run_key
 from sensors.refresh import daily_downstream, lookback_children
+from tarmac.clock import Clock, ReplayClock, pipeline_clock, start_replay_clock
+from tools.replay import replay
 
 NEW_YORK = ZoneInfo("America/New_York")
 

@@ -17,15 +17,15 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from assets.ml.feature_registry import model_features
-from assets.online.events import Event, RedisEventStream, from_us, to_us
-from assets.online.retrieval import FLIGHT, PLANE
-from assets.online.runner import run_speed_layer
-from assets.online.speed_layer import SpeedLayer
-from assets.online.store import RedisOnlineStore, SqliteOnlineStore
-from resources.online_settings import OnlineSettings, ServeSettings
 from serving import __main__ as serving_main
 from serving.api import StartupError, create_app
+from tarmac.features.registry import model_features
+from tarmac.online.events import Event, RedisEventStream, from_us, to_us
+from tarmac.online.retrieval import FLIGHT, PLANE
+from tarmac.online.runner import run_speed_layer
+from tarmac.online.speed_layer import SpeedLayer
+from tarmac.online.store import RedisOnlineStore, SqliteOnlineStore
+from tarmac.settings.online import OnlineSettings, ServeSettings
 
 MIN = 60_000_000
 SCHED = pd.Timestamp("2013-06-09 16:30", tz="UTC")  # 12:30 in New York

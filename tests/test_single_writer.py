@@ -15,9 +15,10 @@ import time
 import duckdb
 import pytest
 
-from resources.landing_zone import days_between, fill_landing_zone
-from resources.settings import PROJECT_ROOT
-from resources.warehouse import WarehouseLockedError, writer_connection, writing_step
+from tarmac.days import days_between
+from tarmac.paths import PROJECT_ROOT
+from tarmac.warehouse import WarehouseLockedError, writer_connection, writing_step
+from tools.landing import fill_landing_zone
 
 
 def test_overlapping_runs_share_the_warehouse_without_lock_errors(paths, tmp_path, query):
@@ -28,7 +29,7 @@ def test_overlapping_runs_share_the_warehouse_without_lock_errors(paths, tmp_pat
 
     runs = [
         subprocess.Popen(
-            [sys.executable, "-m", "resources.cli", "backfill", "--start", day, "--end", day],
+            [sys.executable, "-m", "tools.cli", "backfill", "--start", day, "--end", day],
             cwd=PROJECT_ROOT,
             env=env,
             stdout=subprocess.PIPE,
@@ -126,11 +127,10 @@ def test_a_writing_step_commits_as_a_whole_or_not_at_all(paths):
         done(False)
     assert _value(paths.warehouse) == _value(paths.warehouse_writer) == 1
 
-    with pytest.raises(RuntimeError):
-        with writing_step(paths, 5):
-            with writer_connection(paths, 5) as con:
-                con.execute("update t set x = 3")
-            raise RuntimeError("the step's code failed")
+    with pytest.raises(RuntimeError), writing_step(paths, 5):
+        with writer_connection(paths, 5) as con:
+            con.execute("update t set x = 3")
+        raise RuntimeError("the step's code failed")
     assert _value(paths.warehouse_writer) == 1
 
     # a crash: the working copy was changed and the step never ended

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from assets.online.events import Event, to_us
-from assets.online.runner import run_speed_layer
-from assets.online.speed_layer import SpeedLayer
+from tarmac.online.events import Event, to_us
+from tarmac.online.runner import run_speed_layer
+from tarmac.online.speed_layer import SpeedLayer
 
 MIN = 60_000_000
 T0 = to_us(pd.Timestamp("2013-06-09 12:00", tz="UTC"))

@@ -14,14 +14,15 @@ import subprocess
 
 import dagster as dg
 
-from assets.ml.feature_registry import feature_versions, features_fingerprint
-from assets.ml.monitoring import SCORE_REFERENCE_TAG
 from assets.partitions import daily_partitions
-from resources.ml_settings import DayRange, TimeSplit
-from resources.quality_settings import load_settings
-from resources.settings import PROJECT_ROOT, TarmacPaths
-from resources.warehouse import WAREHOUSE_POOL
+from tarmac.features.registry import feature_versions, features_fingerprint
+from tarmac.ml.monitoring import SCORE_REFERENCE_TAG
+from tarmac.paths import PROJECT_ROOT, TarmacPaths
+from tarmac.settings.loader import load_settings
+from tarmac.settings.ml import DayRange, TimeSplit
+from tarmac.warehouse import WAREHOUSE_POOL
 
+ML_GROUP = "ml"
 MODEL_KEY = dg.AssetKey(["ml", "flight_delay_model"])
 TRAINING_SET_KEY = dg.AssetKey(["gold", "training_set"])
 
@@ -29,7 +30,8 @@ TRAINING_SET_KEY = dg.AssetKey(["gold", "training_set"])
 def ml_code_version() -> str:
     """The ML code's version: its modules' source and the feature definitions it learns from."""
     digest = hashlib.sha256()
-    for path in sorted((PROJECT_ROOT / "assets" / "ml").glob("*.py")):
+    modules = [*(PROJECT_ROOT / "assets" / "ml").glob("*.py"), *(PROJECT_ROOT / "tarmac" / "ml").glob("*.py")]
+    for path in sorted(modules):
         digest.update(path.read_bytes())
     return f"{digest.hexdigest()[:12]}-f{features_fingerprint()}"
 
@@ -71,7 +73,7 @@ def _git_commit() -> str:
 @dg.asset(
     key=MODEL_KEY,
     deps=[TRAINING_SET_KEY],
-    group_name="ml",
+    group_name=ML_GROUP,
     kinds={"sklearn", "mlflow"},
     code_version=ml_code_version(),
     pool=WAREHOUSE_POOL,  # it reads the warehouse: never beside a dbt writer
@@ -87,8 +89,8 @@ def _git_commit() -> str:
 )
 def flight_delay_model(context: dg.AssetExecutionContext, config: TrainingConfig) -> dg.MaterializeResult:
     """The flight-delay classifier, trained on gold.training_set with a time-based split."""
-    from assets.ml import training
-    from assets.ml.model_registry import ModelRegistry
+    from tarmac.ml import training
+    from tarmac.ml.registry import ModelRegistry
 
     settings = load_settings().ml
     paths = TarmacPaths.from_env()
@@ -119,7 +121,7 @@ def flight_delay_model(context: dg.AssetExecutionContext, config: TrainingConfig
     )
     gate = _promotion_gate(context, registry, candidate, periods["test"], metrics, split)
 
-    from assets.quality.monitoring import inline_image
+    from tarmac.quality.monitoring import inline_image
 
     return dg.MaterializeResult(
         metadata={
@@ -153,8 +155,8 @@ def _lineage_tags(context: dg.AssetExecutionContext, split: TimeSplit, digest: s
 
 def _promotion_gate(context, registry, candidate, test, metrics: dict[str, float], split: TimeSplit) -> dg.AssetCheckResult:
     """Decide, move the alias if the candidate wins, tag the version with the verdict, and report it."""
-    from assets.ml import training
-    from assets.ml.promotion import decide, failed_blocking_checks, upstream_blocking_checks
+    from tarmac.ml import training
+    from tarmac.ml.promotion import decide, failed_blocking_checks, upstream_blocking_checks
 
     settings = load_settings().ml.promotion
     champion = registry.champion()

@@ -14,17 +14,17 @@ without materializing it). `batch_scoring_sensor` scores these days once a champ
 
 
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
-from assets.ml.model import MODEL_KEY, ml_code_version
+from assets.ml.model import ML_GROUP, MODEL_KEY, ml_code_version
 from assets.partitions import daily_partitions
-from assets.quality.contracts import column_schema
-from resources.quality_settings import load_settings
-from resources.settings import TarmacPaths
-from resources.warehouse import WAREHOUSE_POOL, writer_connection, writing_step
+from tarmac.paths import TarmacPaths
+from tarmac.quality.contracts import column_schema
+from tarmac.settings.loader import load_settings
+from tarmac.warehouse import WAREHOUSE_POOL, writer_connection, writing_step
 
 PREDICTIONS_KEY = dg.AssetKey(["gold", "predictions"])
 FEATURES_KEY = dg.AssetKey(["gold", "flight_features"])
@@ -50,7 +50,7 @@ create table if not exists gold.predictions (
     deps=[FEATURES_KEY, MODEL_KEY],
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
-    group_name="ml",
+    group_name=ML_GROUP,
     kinds={"duckdb", "mlflow"},
     code_version=ml_code_version(),
     pool=WAREHOUSE_POOL,
@@ -60,8 +60,8 @@ create table if not exists gold.predictions (
 )
 def predictions(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
     """Batch scores of the champion model for the run's days."""
-    from assets.ml.model_registry import ModelRegistry
-    from assets.ml.training import delay_probability, model_features
+    from tarmac.ml.registry import ModelRegistry
+    from tarmac.ml.training import delay_probability, model_features
 
     settings = load_settings().ml
     paths = TarmacPaths.from_env()
@@ -85,7 +85,7 @@ def predictions(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeRes
             scored["model_name"] = settings.model_name
             scored["model_version"] = champion.version
             scored["load_id"] = context.run.run_id
-            scored["scored_at"] = datetime.now(timezone.utc)
+            scored["scored_at"] = datetime.now(UTC)
             con.execute(DDL)
             con.execute("begin transaction")
             con.execute("delete from gold.predictions where flight_date >= ? and flight_date < ?", [start, end])

@@ -18,12 +18,11 @@ import dagster as dg
 import ibis
 
 from assets.partitions import PARTITION_TAG, daily_partitions, partition_days
-from assets.quality import evaluate, monitoring
-from assets.quality.statistics import Window
-from resources.quality_settings import QualitySettings, load_settings
-from resources.settings import TarmacPaths
-from resources.warehouse import PARTITION_COLUMNS, WAREHOUSE_POOL, read_only
-
+from tarmac.paths import TarmacPaths
+from tarmac.quality import evaluate, monitoring
+from tarmac.quality.statistics import Window
+from tarmac.settings.loader import QualitySettings, load_settings
+from tarmac.warehouse import PARTITION_COLUMNS, WAREHOUSE_POOL, read_only
 
 CHECK_DESCRIPTIONS = {
     "schema": "Pandera contract of the table (columns, types, nullability, domains), validated in DuckDB.",
@@ -107,7 +106,7 @@ def evaluate_day(
     if check == "missing_values":
         return evaluate.missing_values(con, key, column, day, settings)
     if check == "model_performance":
-        from assets.ml.monitoring import model_performance
+        from tarmac.ml.monitoring import model_performance
 
         return model_performance(con, key, day)
     window = _window(settings, day)
@@ -121,7 +120,7 @@ def evaluate_days(
     once (day by day only where it fails); every other check is evaluated day by day."""
     column = PARTITION_COLUMNS.get(tuple(key.path))
     if check == "training_serving_parity":  # one replay for every day of the run
-        from assets.online.parity import parity_outcomes
+        from tarmac.online.parity import parity_outcomes
 
         return parity_outcomes(con, key, days, load_settings().online, TarmacPaths.from_env(), settings.max_failure_cases)
     if check == "schema" and column:

@@ -7,7 +7,7 @@ materialized, and so must every earlier day since the clock's first day: a landi
 arrives, or a run that never ran, fails it.
 
 It is Dagster's time-partition freshness check with one change that 2013 data needs: "now" is the
-pipeline clock (resources/clock.py), so a replay of 2013 is judged against the replayed moment.
+pipeline clock (tarmac/clock.py), so a replay of 2013 is judged against the replayed moment.
 It reads only the Dagster instance, never the warehouse. It runs in every run that materializes
 its asset, and `partition_freshness_sensor` runs it when a deadline passes with no run at all.
 """
@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 from dagster._utils.schedules import get_latest_completed_cron_tick, get_next_cron_tick
 
-from resources.clock import Clock, pipeline_clock
-from resources.quality_settings import ProcessingFreshnessSettings, load_settings
-from resources.settings import FIRST_DAY, LAST_DAY, LOCAL_TIMEZONE
+from tarmac.clock import Clock, pipeline_clock
+from tarmac.paths import FIRST_DAY, LAST_DAY, LOCAL_TIMEZONE
+from tarmac.settings.loader import ProcessingFreshnessSettings, load_settings
 
 CHECK_NAME = "partition_freshness"
 FRESH_UNTIL = "tarmac/fresh_until"  # wall time at which the outcome can next change by time alone

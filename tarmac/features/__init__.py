@@ -1,0 +1,1 @@
+"""The feature registry and the point-in-time offline store."""

@@ -1,0 +1,1 @@
+"""Training, the model registry, the promotion gate and model monitoring."""

@@ -1,0 +1,94 @@
+"""Model monitoring: once a scored day's labels are known, how good were its predictions?
+
+Per day of gold.predictions, over the trailing week that ends with it: ROC AUC and calibration error
+(mean predicted probability minus the observed delay rate) against the labels in gold.training_set,
+and PSI of the scores against the champion's scores on its validation period (prediction drift,
+which needs no labels). The
+`model_performance` check reports them; the retraining sensor reads its failures.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from functools import cache
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from tarmac.paths import TarmacPaths
+from tarmac.quality.evaluate import Outcome, worst
+from tarmac.settings.loader import load_settings
+
+SCORE_REFERENCE_TAG = "tarmac/score_reference"
+
+
+@cache
+def score_reference(data_dir: str, version: str) -> dict[str, list[float]]:
+    """The score histogram a model version was registered with (see training.score_histogram)."""
+    from tarmac.ml.registry import ModelRegistry
+
+    registry = ModelRegistry.from_settings(TarmacPaths(Path(data_dir)))
+    return json.loads(registry.get(version).tags[SCORE_REFERENCE_TAG])
+
+
+def psi(reference: dict[str, list[float]], scores: np.ndarray) -> float:
+    """Population stability index of scores over the reference's bins (empty bins floored at 1e-4)."""
+    counts, _ = np.histogram(np.clip(scores, 0.0, 1.0), bins=np.asarray(reference["edges"]))
+    actual = np.maximum(counts / max(len(scores), 1), 1e-4)
+    expected = np.maximum(np.asarray(reference["shares"]), 1e-4)
+    return float(np.sum((actual - expected) * np.log(actual / expected)))
+
+
+def model_performance(con: duckdb.DuckDBPyConnection, key: dg.AssetKey, day: str) -> Outcome:
+    """The champion's figures over the `window_days` days ending at `day`, among the flights scored
+    by the version that scored `day`: one day's ~900 flights make a noisy AUC, and a day's weather
+    moves all its scores together, so a trailing week is what the thresholds judge."""
+    settings = load_settings().ml.monitoring
+    first = (date.fromisoformat(day) - timedelta(days=settings.window_days - 1)).isoformat()
+    frame = con.execute(
+        "select p.flight_date, p.delay_probability, p.model_version, t.is_delayed from gold.predictions p "
+        "left join gold.training_set t on t.flight_id = p.flight_id and t.flight_date = p.flight_date "
+        "where p.flight_date between ? and ?",
+        [first, day],
+    ).df()
+    today = frame[frame["flight_date"].astype(str) == day]
+    if today.empty:
+        return Outcome(key, "model_performance", day, "error", f"no predictions for {day}")
+    versions = sorted(today["model_version"].unique())
+    window = frame[frame["model_version"].isin(versions)]
+    labelled = window.dropna(subset=["is_delayed"])
+    metrics: dict[str, float | None] = {
+        "scored": float(len(today)), "window_scored": float(len(window)), "window_labelled": float(len(labelled)),
+    }
+    severities, notes = [], []
+    if len(versions) == 1:
+        reference = score_reference(str(TarmacPaths.from_env().data_dir), versions[0])
+        metrics["prediction_psi"] = psi(reference, window["delay_probability"].to_numpy(dtype=float))
+        severities.append(settings.prediction_psi.severity(metrics["prediction_psi"]))
+    else:
+        notes.append(f"scored by several versions {versions}: drift not measured")
+    y = labelled["is_delayed"].astype(bool).to_numpy(dtype=int)
+    if len(labelled) >= settings.min_labelled and 0 < y.sum() < len(y):
+        p = labelled["delay_probability"].to_numpy(dtype=float)
+        metrics["roc_auc"] = float(roc_auc_score(y, p))
+        metrics["calibration_error"] = float(p.mean() - y.mean())
+        severities += [
+            settings.roc_auc.severity(metrics["roc_auc"]),
+            settings.calibration_error.severity(abs(metrics["calibration_error"])),
+        ]
+    else:
+        notes.append(f"{len(labelled)} labelled flights (< {settings.min_labelled} or one class): performance not measured")
+    severity = worst(*severities)
+    shown = ", ".join(f"{k} {metrics[k]:.3f}" for k in ("roc_auc", "calibration_error", "prediction_psi") if k in metrics)
+    summary = (f"model {', '.join(versions)}, {first}..{day}: {shown or 'no figures'}"
+               + (f" ({'; '.join(notes)})" if notes else ""))
+    metadata = {
+        "model_version": dg.MetadataValue.text(", ".join(versions)),
+        "window": dg.MetadataValue.text(f"{first}..{day}"),
+        **{name: dg.MetadataValue.float(value) for name, value in metrics.items() if value is not None},
+    }
+    return Outcome(key, "model_performance", day, severity, summary, metrics, metadata)

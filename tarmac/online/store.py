@@ -1,0 +1,305 @@
+"""The online store: the latest feature values per entity key, with their recent history.
+
+Each value is kept as a step function of event time (what the speed layer records), so a read as
+of any instant p inside the store's coverage is exact: the latest record at or before p. Beside
+the histories the store holds the flights' attributes (the schedule, with gold's batch-computed
+features) and the planes, which the materialization assets load from the warehouse.
+
+Two backends, one behaviour: SQLite in WAL mode under the data dir (embedded default; one writer,
+any number of readers) and Redis (production; a sorted set per feature and key).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tarmac.online.speed_layer import FeatureChange
+
+Slot = tuple[str, str]  # (feature, entity key)
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """What the stream has written: event time up to `watermark_us`, from `stream_start_us` on, and
+    history kept from `retained_from_us` on. None when nothing has been streamed."""
+
+    stream_start_us: int | None
+    watermark_us: int | None
+    retained_from_us: int | None
+
+    def exact_from(self, max_window_us: int) -> int | None:
+        """The first instant every window is complete at: the stream must reach a window back."""
+        if self.stream_start_us is None:
+            return None
+        return max(self.stream_start_us + max_window_us, self.retained_from_us or self.stream_start_us)
+
+
+class OnlineStore(ABC):
+    backend: str
+
+    @abstractmethod
+    def begin_stream(self, start_us: int) -> None:
+        """Forget the feature histories: a stream replayed from `start_us` rebuilds them."""
+
+    @abstractmethod
+    def write(self, changes: Sequence[FeatureChange], watermark_us: int) -> None:
+        """Record the changes and that every event up to `watermark_us` is in them."""
+
+    @abstractmethod
+    def read(self, slots: Sequence[Slot], as_of_us: int) -> dict[Slot, Any]:
+        """The value of each slot as of the instant; slots with no record at or before it are absent."""
+
+    @abstractmethod
+    def coverage(self) -> Coverage: ...
+
+    @abstractmethod
+    def trim(self, before_us: int) -> None:
+        """Drop history older than `before_us`, keeping each slot's value in force at that instant."""
+
+    def put_records(self, entity: str, records: Mapping[str, Mapping[str, Any]], group: str) -> None:
+        """Attributes of keyed entities (flights, planes) as the whole of `group` (a day, say):
+        the group's earlier records are replaced, those no longer in it removed."""
+        self.put_record_json(entity, {key: json.dumps(record, default=str) for key, record in records.items()}, group)
+
+    @abstractmethod
+    def put_record_json(self, entity: str, records: Mapping[str, str], group: str) -> None:
+        """put_records with each record already JSON text (as batch.flight_record_json builds them)."""
+
+    @abstractmethod
+    def get_record(self, entity: str, key: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def count_records(self, entity: str) -> int: ...
+
+    @abstractmethod
+    def clear(self) -> None:
+        """Remove everything this store holds (its file's tables, or its key prefix)."""
+
+    def close(self) -> None:  # noqa: B027 (a store without a connection has nothing to close)
+        pass
+
+
+class SqliteOnlineStore(OnlineStore):
+    backend = "sqlite"
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path) if str(path) != ":memory:" else path
+        if isinstance(self.path, Path):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        # one connection shared by the API's worker threads, serialized by a lock
+        self._con = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._con.execute("pragma journal_mode = wal")
+            self._con.execute("pragma synchronous = normal")
+            self._con.executescript("""
+                create table if not exists feature_history (
+                    feature text not null, entity_key text not null, as_of_us integer not null, value,
+                    primary key (feature, entity_key, as_of_us)
+                ) without rowid;
+                -- a rowid table: a record is large (a flight's JSON is about 1 KB), and a WITHOUT ROWID
+                -- table keeps it inside the key's B-tree, where each day's flights land all over a
+                -- tree of gigabytes; here rows are appended and only the small key index is searched
+                create table if not exists records (
+                    entity text not null, key text not null, record_group text not null, record text not null,
+                    unique (entity, key)
+                );
+                create index if not exists records_by_group on records (entity, record_group);
+                create table if not exists meta (name text primary key, value integer);
+            """)
+
+    def _set_meta(self, **values: int | None) -> None:
+        self._con.executemany("insert or replace into meta values (?, ?)", list(values.items()))
+
+    def begin_stream(self, start_us: int) -> None:
+        with self._lock:
+            self._con.execute("begin")
+            self._con.execute("delete from feature_history")
+            self._set_meta(stream_start_us=start_us, watermark_us=start_us, retained_from_us=start_us)
+            self._con.execute("commit")
+
+    def write(self, changes: Sequence[FeatureChange], watermark_us: int) -> None:
+        with self._lock:
+            self._con.execute("begin")
+            self._con.executemany("insert or replace into feature_history values (?, ?, ?, ?)", changes)
+            self._set_meta(watermark_us=watermark_us)
+            self._con.execute("commit")
+
+    def read(self, slots: Sequence[Slot], as_of_us: int) -> dict[Slot, Any]:
+        sql = ("select value from feature_history where feature = ? and entity_key = ? and as_of_us <= ? "
+               "order by as_of_us desc limit 1")
+        out: dict[Slot, Any] = {}
+        with self._lock:
+            for slot in slots:
+                row = self._con.execute(sql, (*slot, as_of_us)).fetchone()
+                if row is not None:
+                    out[slot] = row[0]
+        return out
+
+    def coverage(self) -> Coverage:
+        with self._lock:
+            meta = dict(self._con.execute("select name, value from meta").fetchall())
+        return Coverage(meta.get("stream_start_us"), meta.get("watermark_us"), meta.get("retained_from_us"))
+
+    def trim(self, before_us: int) -> None:
+        with self._lock:
+            self._con.execute("begin")
+            self._con.execute("""
+                delete from feature_history as h
+                where as_of_us < (select max(g.as_of_us) from feature_history g
+                                  where g.feature = h.feature and g.entity_key = h.entity_key and g.as_of_us <= ?)
+            """, (before_us,))
+            self._set_meta(retained_from_us=before_us)
+            self._con.execute("commit")
+
+    def put_record_json(self, entity: str, records: Mapping[str, str], group: str) -> None:
+        # in key order: one pass along the key index instead of a jump per row
+        rows = sorted((entity, key, group, record) for key, record in records.items())
+        with self._lock:
+            self._con.execute("begin")
+            self._con.execute("delete from records where entity = ? and record_group = ?", (entity, group))
+            self._con.executemany("insert or replace into records values (?, ?, ?, ?)", rows)
+            self._con.execute("commit")
+
+    def get_record(self, entity: str, key: str) -> dict[str, Any] | None:
+        with self._lock:
+            row = self._con.execute("select record from records where entity = ? and key = ?", (entity, key)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def count_records(self, entity: str) -> int:
+        with self._lock:
+            return self._con.execute("select count(*) from records where entity = ?", (entity,)).fetchone()[0]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._con.executescript("delete from feature_history; delete from records; delete from meta;")
+
+    def close(self) -> None:
+        with self._lock:
+            self._con.close()
+
+
+# Deletes a sorted set's members older than the one in force at ARGV[1] (the latest at or before it).
+_TRIM_SCRIPT = """
+local kept = redis.call('ZREVRANGEBYSCORE', KEYS[1], ARGV[1], '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
+if kept[2] then return redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. kept[2]) end
+return 0
+"""
+
+
+# Records changes: KEYS[1] is the set of history keys, KEYS[2..] the changes' sorted sets, ARGV a
+# (score, member) pair per change. One value per instant: a rewrite of an instant replaces it.
+_WRITE_SCRIPT = """
+for i = 2, #KEYS do
+    local score, member = ARGV[2 * i - 3], ARGV[2 * i - 2]
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], score, score)
+    redis.call('ZADD', KEYS[i], score, member)
+    redis.call('SADD', KEYS[1], KEYS[i])
+end
+return #KEYS - 1
+"""
+
+
+class RedisOnlineStore(OnlineStore):
+    """Keys under `prefix`: `h:<feature>:<entity key>` (a sorted set of "<as_of_us>:<json value>"
+    scored by as_of_us), `r:<entity>:<key>` (a record as JSON), `rgroup:<entity>:<group>` and
+    `rkeys:<entity>` (sets of record keys), `hkeys` (the set of history keys) and `meta` (a hash)."""
+
+    backend = "redis"
+    WRITE_CHUNK = 2000  # changes per script call: short enough not to hold the server up
+
+    def __init__(self, client, prefix: str):
+        if not prefix or prefix.endswith(":") or "*" in prefix:
+            raise ValueError(f"key prefix {prefix!r}: give a name such as 'tarmac' (no trailing ':', no '*')")
+        self.client, self.prefix = client, prefix
+        self._trim = client.register_script(_TRIM_SCRIPT)
+        self._write = client.register_script(_WRITE_SCRIPT)
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str) -> RedisOnlineStore:
+        import redis
+
+        return cls(redis.Redis.from_url(url), prefix)
+
+    def _history_key(self, feature: str, key: str) -> str:
+        return f"{self.prefix}:h:{feature}:{key}"
+
+    def _meta(self) -> str:
+        return f"{self.prefix}:meta"
+
+    def begin_stream(self, start_us: int) -> None:
+        hkeys = f"{self.prefix}:hkeys"
+        keys = [k.decode() for k in self.client.smembers(hkeys)]
+        pipe = self.client.pipeline(transaction=True)
+        for chunk in range(0, len(keys), 1000):
+            pipe.unlink(*keys[chunk:chunk + 1000])
+        pipe.delete(hkeys)
+        pipe.hset(self._meta(), mapping={"stream_start_us": start_us, "watermark_us": start_us,
+                                         "retained_from_us": start_us})
+        pipe.execute()
+
+    def write(self, changes: Sequence[FeatureChange], watermark_us: int) -> None:
+        # server-side, a chunk at a time: one command per chunk instead of three per change
+        for start in range(0, len(changes), self.WRITE_CHUNK):
+            chunk = changes[start:start + self.WRITE_CHUNK]
+            keys = [self._history_key(c.feature, c.entity_key) for c in chunk]
+            members = [arg for c in chunk for arg in (c.as_of_us, f"{c.as_of_us}:{json.dumps(c.value)}")]
+            self._write(keys=[f"{self.prefix}:hkeys", *keys], args=members)
+        self.client.hset(self._meta(), "watermark_us", watermark_us)
+
+    def read(self, slots: Sequence[Slot], as_of_us: int) -> dict[Slot, Any]:
+        pipe = self.client.pipeline(transaction=False)
+        for feature, key in slots:
+            pipe.zrevrangebyscore(self._history_key(feature, key), as_of_us, "-inf", start=0, num=1)
+        out: dict[Slot, Any] = {}
+        for slot, members in zip(slots, pipe.execute()):
+            if members:
+                out[slot] = json.loads(members[0].decode().split(":", 1)[1])
+        return out
+
+    def coverage(self) -> Coverage:
+        meta = {k.decode(): int(v) for k, v in self.client.hgetall(self._meta()).items()}
+        return Coverage(meta.get("stream_start_us"), meta.get("watermark_us"), meta.get("retained_from_us"))
+
+    def trim(self, before_us: int) -> None:
+        for key in self.client.smembers(f"{self.prefix}:hkeys"):
+            self._trim(keys=[key], args=[before_us])
+        self.client.hset(self._meta(), "retained_from_us", before_us)
+
+    def put_record_json(self, entity: str, records: Mapping[str, str], group: str) -> None:
+        members = f"{self.prefix}:rgroup:{entity}:{group}"
+        gone = {k.decode() for k in self.client.smembers(members)} - set(records)
+        pipe = self.client.pipeline(transaction=True)
+        if gone:
+            pipe.unlink(*(f"{self.prefix}:r:{entity}:{key}" for key in gone))
+            pipe.srem(f"{self.prefix}:rkeys:{entity}", *gone)
+        pipe.delete(members)
+        for key, record in records.items():
+            pipe.set(f"{self.prefix}:r:{entity}:{key}", record)
+        if records:
+            pipe.sadd(members, *records)
+            pipe.sadd(f"{self.prefix}:rkeys:{entity}", *records)
+        pipe.execute()
+
+    def get_record(self, entity: str, key: str) -> dict[str, Any] | None:
+        raw = self.client.get(f"{self.prefix}:r:{entity}:{key}")
+        return json.loads(raw) if raw is not None else None
+
+    def count_records(self, entity: str) -> int:
+        return int(self.client.scard(f"{self.prefix}:rkeys:{entity}"))
+
+    def clear(self) -> None:
+        keys = list(self.client.scan_iter(match=f"{self.prefix}:*", count=1000))
+        for chunk in range(0, len(keys), 1000):
+            self.client.unlink(*keys[chunk:chunk + 1000])
+
+    def close(self) -> None:
+        self.client.close()
+

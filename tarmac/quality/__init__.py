@@ -1,0 +1,1 @@
+"""Data-quality contracts (Pandera), the checks' evaluation, their statistics and history."""

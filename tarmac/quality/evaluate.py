@@ -1,0 +1,390 @@
+"""The six checks of SPEC §4, evaluated for one table and one partition day.
+
+Each evaluator returns an `Outcome`: the severity the settings give the measured numbers, the
+numbers themselves (recorded in the monitoring table) and metadata for the UI. Thresholds come
+from tarmac.yaml only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import dagster as dg
+import duckdb
+import ibis
+import pandera.ibis as pa
+
+from tarmac.quality import statistics as st
+from tarmac.quality.contracts import CONTRACTS
+from tarmac.settings.loader import QualitySettings, Thresholds
+
+Severity = Literal["ok", "warn", "error"]
+RANK = {"ok": 0, "warn": 1, "error": 2}
+
+
+@dataclass
+class Outcome:
+    asset_key: dg.AssetKey
+    check_name: str
+    partition: str | None
+    severity: Severity
+    summary: str
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return self.severity == "ok"
+
+
+def worst(*severities: Severity) -> Severity:
+    return max(severities, key=RANK.__getitem__, default="ok")
+
+
+def table_name(key: dg.AssetKey) -> str:
+    return ".".join(f'"{p}"' for p in key.path)
+
+
+# ---------------------------------------------------------------- schema (Pandera on DuckDB)
+
+
+def schema(
+    warehouse: ibis.BaseBackend,
+    con: duckdb.DuckDBPyConnection,
+    key: dg.AssetKey,
+    day_column: str | None,
+    day: str | None,
+    settings: QualitySettings,
+) -> Outcome:
+    """Validate the partition's rows against the table's contract, inside DuckDB."""
+    contract = CONTRACTS[key]
+    relation = warehouse.table(key.path[1], database=key.path[0])
+    if day_column and day:
+        relation = relation.filter(relation[day_column] == ibis.date(day))
+    rows = relation.count().execute()
+    try:
+        _validator(contract, rows).validate(relation, lazy=True)
+        failures: list[dict[str, Any]] = []
+    except pa.errors.SchemaErrors as errors:
+        failures = _failure_cases(errors)
+    structural = [f for f in failures if _is_structural(f)]
+    invalid_values = len(failures) - len(structural)
+    severity: Severity = "ok"
+    if structural:
+        severity = "error"
+    elif invalid_values:
+        # bronze keeps bad lines for silver to quarantine: a few warn, a broken delivery blocks
+        share = invalid_values / max(rows, 1)
+        bronze = key.path[0] == "bronze"
+        severity = "warn" if bronze and share <= settings.schema_.bronze_max_invalid_share else "error"
+    cases = _locate(con, key, day_column, day, failures[: settings.max_failure_cases])
+    return Outcome(
+        key, "schema", day, severity,
+        f"{len(failures)} failure case(s) in {rows} rows against {contract.__name__}",
+        metrics={"rows": rows, "failure_cases": len(failures), "structural_failures": len(structural)},
+        metadata={
+            "contract": dg.MetadataValue.text(contract.__name__),
+            "failure_cases": dg.MetadataValue.json(cases),
+        },
+    )
+
+
+REJECTED_FILES = dg.AssetKey(["bronze", "rejected_files"])
+
+
+def with_rejected_files(con: duckdb.DuckDBPyConnection, key: dg.AssetKey, outcomes: list[Outcome]) -> list[Outcome]:
+    """A bronze day whose landing file could not be read fails its schema check with ERROR, whatever
+    the (empty) rows say: the delivery itself is broken, and its day must not reach silver."""
+    days = [o.partition for o in outcomes if o.partition]
+    if key.path[0] != "bronze" or not days:
+        return outcomes
+    rejected = {
+        day: (source_file, reason)
+        for day, source_file, reason in con.execute(
+            f"select landing_date::varchar, source_file, reason from {table_name(REJECTED_FILES)} "
+            "where dataset = ? and landing_date between ? and ?",
+            [key.path[1], min(days), max(days)],
+        ).fetchall()
+    }
+    for outcome in outcomes:
+        if outcome.partition in rejected:
+            source_file, reason = rejected[outcome.partition]
+            outcome.severity = "error"
+            outcome.summary = f"landing file {source_file} was rejected, nothing of it reached bronze: {reason}"
+            outcome.metrics["rejected_files"] = 1
+            outcome.metadata["rejected_file"] = dg.MetadataValue.json({"file": source_file, "reason": reason})
+    return outcomes
+
+
+def _validator(contract: type[pa.DataFrameModel], rows: int) -> pa.DataFrameSchema:
+    validator = contract.to_schema()
+    if rows == 0:
+        # pandera's ibis backend reports every non-nullable column of an empty table as failing;
+        # an empty partition can only break the structure (columns, types), so check only that
+        validator = pa.DataFrameSchema(
+            {name: pa.Column(column.dtype, nullable=True) for name, column in validator.columns.items()},
+            strict=True,
+            name=validator.name,
+        )
+    return validator
+
+
+def schema_window(
+    warehouse: ibis.BaseBackend,
+    con: duckdb.DuckDBPyConnection,
+    key: dg.AssetKey,
+    day_column: str,
+    days: list[str],
+    settings: QualitySettings,
+) -> list[Outcome]:
+    """Schema outcomes for every day of a run: one validation of the whole window when it is clean
+    (a year's backfill costs one query set, not 365), day by day only where something failed."""
+    if len(days) == 1:
+        return [schema(warehouse, con, key, day_column, days[0], settings)]
+    contract = CONTRACTS[key]
+    relation = warehouse.table(key.path[1], database=key.path[0])
+    relation = relation.filter(
+        (relation[day_column] >= ibis.date(min(days))) & (relation[day_column] <= ibis.date(max(days)))
+    )
+    rows = dict(con.execute(
+        f"select {day_column}::varchar, count(*) from {table_name(key)} "
+        f"where {day_column} between ? and ? group by 1", [min(days), max(days)]
+    ).fetchall())
+    try:
+        _validator(contract, sum(rows.values())).validate(relation, lazy=True)
+    except pa.errors.SchemaErrors as errors:
+        failures = _failure_cases(errors)
+        if all(_is_structural(f) for f in failures):
+            # a wrong type or a missing column is the table's, the same for every day
+            return [
+                Outcome(key, "schema", day, "error", f"{len(failures)} structural failure(s) against {contract.__name__}",
+                        metrics={"failure_cases": len(failures), "structural_failures": len(failures)},
+                        metadata={"contract": dg.MetadataValue.text(contract.__name__),
+                                  "failure_cases": dg.MetadataValue.json(failures[: settings.max_failure_cases])})
+                for day in days
+            ]
+        return [schema(warehouse, con, key, day_column, day, settings) for day in days]
+    return [
+        Outcome(
+            key, "schema", day, "ok", f"0 failure case(s) in {rows.get(day, 0)} rows against {contract.__name__}",
+            metrics={"rows": rows.get(day, 0), "failure_cases": 0, "structural_failures": 0},
+            metadata={"contract": dg.MetadataValue.text(contract.__name__), "failure_cases": dg.MetadataValue.json([]),
+                      "validated_window": dg.MetadataValue.text(f"{min(days)}..{max(days)}")},
+        )
+        for day in days
+    ]
+
+
+def _is_structural(failure: dict[str, Any]) -> bool:
+    """A missing column or a wrong type: the table's failure, not a value's."""
+    return failure["column"] is None or failure["check"].startswith(("dtype", "column_in"))
+
+
+def _failure_cases(errors: pa.errors.SchemaErrors) -> list[dict[str, Any]]:
+    frame = errors.failure_cases
+    out = []
+    for record in frame.to_dict("records"):
+        value = record.get("failure_case")
+        column = record.get("column")
+        if isinstance(value, dict) and len(value) == 1:  # row-wise checks report {column: value}
+            column, value = next(iter(value.items()))
+        if record.get("schema_context") == "DataFrameSchema" and record.get("check") == "column_in_dataframe":
+            column, value = value, "column missing"
+        out.append({"column": column, "check": str(record.get("check")), "value": None if value is None else str(value)})
+    return out
+
+
+def _locate(
+    con: duckdb.DuckDBPyConnection, key: dg.AssetKey, day_column: str | None, day: str | None, cases: list[dict]
+) -> list[dict]:
+    """Add the landing file and line of each failing value, where the table carries lineage."""
+    columns = {c for (c,) in con.execute(
+        "select column_name from information_schema.columns where table_schema = ? and table_name = ?", key.path
+    ).fetchall()}
+    if not {"source_file", "source_line_number"} <= columns:
+        return cases
+    located = []
+    for case in cases:
+        if case["column"] in columns and case["value"] is not None and not case["check"].startswith("dtype"):
+            where = f"{day_column} = ? and " if day_column and day else ""
+            row = con.execute(
+                f'select source_file, source_line_number from {table_name(key)} '
+                f'where {where}"{case["column"]}"::varchar = ? limit 1',
+                ([day] if where else []) + [case["value"]],
+            ).fetchone()
+            if row:
+                case = {**case, "file": row[0], "line": row[1]}
+        located.append(case)
+    return located
+
+
+# ---------------------------------------------------------------- missing values
+
+
+def missing_values(
+    con: duckdb.DuckDBPyConnection, key: dg.AssetKey, day_column: str, day: str, settings: QualitySettings
+) -> Outcome:
+    config = settings.missing_values
+    label = key.to_user_string()
+    thresholds = config.null_rate[label]
+    rows, rates = st.null_rates(con, table_name(key), day_column, day, list(thresholds))
+    expected = config.expected_rows_per_day.get(label)
+    completeness = None if expected is None else min(rows / expected, 1.0)
+    severities = {c: ("error" if r is None else thresholds[c].severity(r)) for c, r in rates.items()}
+    if completeness is not None:
+        severities["completeness"] = config.min_completeness.severity(completeness)
+    severity = worst(*severities.values())
+    failing = sorted(c for c, s in severities.items() if s != "ok")
+    return Outcome(
+        key, "missing_values", day, severity,
+        f"{rows} rows; " + (f"over threshold: {', '.join(failing)}" if failing else "null rates within thresholds"),
+        metrics={"rows": rows, **({"completeness": completeness} if completeness is not None else {}),
+                 **{f"null_rate:{c}": r for c, r in rates.items()}},
+        metadata={
+            "rows": dg.MetadataValue.int(rows),
+            "null_rates": dg.MetadataValue.json({c: None if r is None else round(r, 4) for c, r in rates.items()}),
+            **({"completeness": dg.MetadataValue.float(round(completeness, 4))} if completeness is not None else {}),
+            "over_threshold": dg.MetadataValue.json(failing),
+        },
+    )
+
+
+# ---------------------------------------------------------------- value ranges
+
+
+def value_ranges(
+    con: duckdb.DuckDBPyConnection, key: dg.AssetKey, day_column: str, window: st.Window, settings: QualitySettings
+) -> Outcome:
+    """Domain violations (impossible values silver nulled and logged) and outliers vs the reference."""
+    config = settings.value_ranges
+    dataset = key.path[1]
+    nulled = con.execute(
+        "select column_name, original_value, rule, source_file, source_line_number from silver.quarantine "
+        "where landing_date = ? and dataset = ? and action = 'value_nulled' order by source_line_number limit ?",
+        [window.day, dataset, settings.max_failure_cases],
+    ).fetchall()
+    nulled_total = con.execute(
+        "select count(*) from silver.quarantine where landing_date = ? and dataset = ? and action = 'value_nulled'",
+        [window.day, dataset],
+    ).fetchone()[0]
+    metrics: dict[str, float | None] = {"domain_violations": nulled_total}
+    outlier_summary = {}
+    severity: Severity = "warn" if nulled_total else "ok"
+    for column in config.columns[key.to_user_string()]:
+        count, n, low, high, n_ref = st.outliers(con, table_name(key), day_column, window, column, config.iqr_multiplier)
+        if (n_ref or 0) < config.min_reference_values:
+            outlier_summary[column] = {"outliers": None, "values": n, "reference_values": n_ref or 0,
+                                       "note": f"not evaluated: fewer than {config.min_reference_values} reference values"}
+            continue
+        share = count / n if n else 0.0
+        metrics[f"outlier_share:{column}"] = share
+        outlier_summary[column] = {"outliers": count, "values": n, "low": low, "high": high, "reference_values": n_ref}
+        if share > config.max_outlier_share:
+            severity = "warn"
+    return Outcome(
+        key, "value_ranges", window.day, severity,
+        f"{nulled_total} impossible value(s) nulled in silver; outliers beyond {config.iqr_multiplier} IQR: "
+        + ", ".join(f"{c} {v['outliers'] if v['outliers'] is not None else '-'}/{v['values']}" for c, v in outlier_summary.items()),
+        metrics=metrics,
+        metadata={
+            "domain_violations": dg.MetadataValue.json(
+                [{"column": c, "value": v, "rule": r, "file": f, "line": line} for c, v, r, f, line in nulled]
+            ),
+            "outliers": dg.MetadataValue.json(outlier_summary),
+        },
+    )
+
+
+# ---------------------------------------------------------------- drift
+
+
+def drift(
+    con: duckdb.DuckDBPyConnection, key: dg.AssetKey, day_column: str, window: st.Window, settings: QualitySettings
+) -> Outcome:
+    config = settings.drift
+    columns = config.columns[key.to_user_string()]
+    table = table_name(key)
+    stats: dict[str, dict[str, Any]] = {}
+    for column in columns.numeric:
+        value, n, n_ref = st.ks_statistic(con, table, day_column, window, column)
+        stats[column] = {"test": "ks", "value": value, "n": n, "n_ref": n_ref}
+    for column in columns.categorical:
+        value, n, n_ref = st.psi(con, table, day_column, window, column)
+        stats[column] = {"test": "psi", "value": value, "n": n, "n_ref": n_ref}
+    severities = {}
+    for column, s in stats.items():
+        thresholds: Thresholds = config.ks if s["test"] == "ks" else config.psi
+        enough = s["n"] >= config.min_rows and s["n_ref"] >= config.min_rows
+        severities[column] = thresholds.severity(s["value"]) if enough else "ok"
+        s["severity"] = severities[column] if enough else f"not evaluated (fewer than {config.min_rows} rows)"
+    severity = worst(*severities.values())
+    drifted = sorted(c for c, s in severities.items() if s != "ok")
+    return Outcome(
+        key, "drift", window.day, severity,
+        (f"drifted vs [{window.reference_start}, {window.reference_end}): {', '.join(drifted)}" if drifted
+         else f"no drift vs [{window.reference_start}, {window.reference_end})"),
+        metrics={f"{s['test']}:{c}": s["value"] for c, s in stats.items()},
+        metadata={
+            "reference_window": dg.MetadataValue.text(f"[{window.reference_start}, {window.reference_end})"),
+            "statistics": dg.MetadataValue.json(
+                {c: {**s, "value": None if s["value"] is None else round(s["value"], 4)} for c, s in stats.items()}
+            ),
+        },
+    )
+
+
+# ---------------------------------------------------------------- correlation
+
+
+def correlation(
+    con: duckdb.DuckDBPyConnection, key: dg.AssetKey, day_column: str, window: st.Window, settings: QualitySettings
+) -> Outcome:
+    config = settings.correlation
+    pairs = st.correlations(con, table_name(key), day_column, window, config.columns[key.to_user_string()])
+    deltas: dict[str, dict[str, Any]] = {}
+    for (a, b), (r_day, r_ref, n, n_ref) in pairs.items():
+        evaluated = n >= config.min_rows and n_ref >= config.min_rows and r_day is not None and r_ref is not None
+        delta = abs(r_day - r_ref) if evaluated else None
+        deltas[f"{a}~{b}"] = {"r": r_day, "r_reference": r_ref, "abs_delta": delta, "n": n, "n_ref": n_ref}
+    # correlation changes are medium severity (SPEC §4): they warn, whatever their size
+    severity: Severity = "warn" if any(config.max_abs_delta.severity(d["abs_delta"]) != "ok" for d in deltas.values()) else "ok"
+    largest = max((d["abs_delta"] or 0 for d in deltas.values()), default=0)
+    return Outcome(
+        key, "correlation", window.day, severity,
+        f"largest change of correlation {largest:.3f} vs [{window.reference_start}, {window.reference_end})",
+        metrics={f"corr_delta:{p}": d["abs_delta"] for p, d in deltas.items()},
+        metadata={"pairs": dg.MetadataValue.json(
+            {p: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d.items()} for p, d in deltas.items()}
+        )},
+    )
+
+
+# ---------------------------------------------------------------- freshness (event time)
+
+# The local minute of the day of each landed row's event: a flight's scheduled departure, a
+# weather observation's hour. Raw text, so parsed leniently; bad values are the schema check's.
+EVENT_MINUTE = {
+    "flights": "try_cast(sched_dep_time as integer) // 100 * 60 + try_cast(sched_dep_time as integer) % 100",
+    "weather": "try_cast(hour as integer) * 60",
+}
+
+
+def freshness(
+    con: duckdb.DuckDBPyConnection, key: dg.AssetKey, day_column: str, day: str, settings: QualitySettings
+) -> Outcome:
+    """A day's landed data covers its schedule: its latest event is close to the day's end."""
+    limit = settings.freshness.max_event_lag_minutes[key.to_user_string()]
+    rows, latest = con.execute(
+        f"select count(*), max({EVENT_MINUTE[key.path[1]]}) from {table_name(key)} where {day_column} = ?", [day]
+    ).fetchone()
+    lag = 1440 if latest is None else 1440 - latest
+    severity: Severity = "error" if lag > limit else "ok"
+    summary = (f"no rows landed for {day}" if rows == 0
+               else f"latest event at local minute {latest}: {lag} min before the day's end (limit {limit})")
+    return Outcome(
+        key, "freshness", day, severity, summary,
+        metrics={"rows": rows, "event_lag_minutes": lag},
+        metadata={"rows": dg.MetadataValue.int(rows), "event_lag_minutes": dg.MetadataValue.int(lag),
+                  "limit_minutes": dg.MetadataValue.int(limit)},
+    )

@@ -1,0 +1,1 @@
+"""The settings file (`tarmac.yaml`): its loader and the typed sections it validates into."""
