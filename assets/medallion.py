@@ -3,7 +3,8 @@
 The daily-partitioned models are one dbt-backed definition per layer, so that a layer's blocking
 quality checks run between it and the next one; each runs one `dbt build` over the run's whole
 partition window, so a year's backfill is one invocation per layer. The reference tables are one
-more. All write warehouse.duckdb and so share the `duckdb_warehouse` pool, whose limit of one
+more. All write the warehouse's working copy (`writer/warehouse.duckdb`, published after each step)
+and so share the `duckdb_warehouse` pool, whose limit of one
 keeps DuckDB's single writer rule across runs.
 """
 
@@ -13,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster_dbt import DbtCliResource, dbt_assets
+from dagster_dbt import dbt_assets
 
 from assets.dbt_translator import TarmacDbtTranslator
 from assets.partitions import daily_partitions
-from resources.dbt import dbt_build
+from resources.dbt import DbtBuildResource
 from tarmac.dbt_project import manifest_path
-from tarmac.paths import LANDING_DATASETS, TarmacPaths
+from tarmac.paths import LANDING_DATASETS
 from tarmac.settings.loader import load_settings
 from tarmac.warehouse import WAREHOUSE_POOL, loaded_landing_files, partition_row_counts
 
@@ -27,22 +28,20 @@ from tarmac.warehouse import WAREHOUSE_POOL, loaded_landing_files, partition_row
 LANDING_CHECKSUM = "tarmac/landing_md5"
 
 
-def _build(
-    context: dg.AssetExecutionContext, dbt: DbtCliResource, dbt_vars: dict[str, Any]
-) -> Iterator[Any]:
+def _build(context: dg.AssetExecutionContext, dbt: DbtBuildResource, dbt_vars: dict[str, Any]) -> Iterator[Any]:
     """Run `dbt build` for the selected models, then report row counts read from the warehouse.
 
     The counts are read from the snapshot dbt's step published. A failed build is undone as a
     whole (its step's writes are rolled back), so it reports no materialization either: the
     warehouse and Dagster agree that nothing of the step happened.
     """
-    with dbt_build(dbt, context, dbt_vars) as invocation:
+    with dbt.build(context, dbt_vars) as invocation:
         events = list(invocation.stream())
     if not invocation.is_successful():
         raise invocation.get_error() or RuntimeError("dbt build failed")
     keys = {id(e): _asset_key(context, e) for e in events}
     counts = partition_row_counts(
-        TarmacPaths.from_env().warehouse,
+        dbt.warehouse.snapshot,
         [k for k in keys.values() if k is not None],
         (dbt_vars.get("min_date"), dbt_vars.get("max_date")),
     )
@@ -51,19 +50,20 @@ def _build(
         if key in counts:
             event = event.with_metadata({**event.metadata, **counts[key]})
         yield event
-    _observe_landing(context, [k for k in keys.values() if k is not None], dbt_vars)
+    _observe_landing(context, dbt.warehouse.snapshot, [k for k in keys.values() if k is not None], dbt_vars)
 
 
-def _observe_landing(context: dg.AssetExecutionContext, keys: list[dg.AssetKey], dbt_vars: dict[str, Any]) -> None:
+def _observe_landing(
+    context: dg.AssetExecutionContext, snapshot: Path, keys: list[dg.AssetKey], dbt_vars: dict[str, Any]
+) -> None:
     """Record, as an observation of each landing file's asset partition, the checksum bronze loaded.
 
     This is the landing zone's ledger: the landing sensor compares it with the files on disk, so a
     file is processed once whoever launched the run (sensor, UI backfill, command line), and a
     corrected file, whose checksum differs, is processed again.
     """
-    paths = TarmacPaths.from_env()
     window = (dbt_vars.get("min_date"), dbt_vars.get("max_date"))
-    for key, source_file, checksum, rows in loaded_landing_files(paths.warehouse, set(keys), window):
+    for key, source_file, checksum, rows in loaded_landing_files(snapshot, set(keys), window):
         partition = Path(source_file).stem if key.path[1] in LANDING_DATASETS else None
         context.log_event(
             dg.AssetObservation(
@@ -92,7 +92,7 @@ def daily_layer_models(layer: str) -> dg.AssetsDefinition:
         pool=WAREHOUSE_POOL,
         name=f"daily_{layer}_models",
     )
-    def _models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+    def _models(context: dg.AssetExecutionContext, dbt: DbtBuildResource):
         """The layer's models for the run's partition window [start, end) of local days."""
         start, end = context.partition_time_window
         yield from _build(
@@ -116,7 +116,7 @@ daily_gold_models = daily_layer_models("gold")
     pool=WAREHOUSE_POOL,
     name="reference_models",
 )
-def reference_models(context: dg.AssetExecutionContext, dbt: DbtCliResource):
+def reference_models(context: dg.AssetExecutionContext, dbt: DbtBuildResource):
     """Planes, airports and airlines: small reference tables rebuilt whole."""
     yield from _build(context, dbt, {"load_id": context.run.run_id})
 

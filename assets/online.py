@@ -10,12 +10,12 @@ from datetime import date, timedelta
 import dagster as dg
 
 from assets.partitions import daily_partitions
+from resources.online_store import OnlineStoreResource
+from resources.warehouse import WarehouseResource
 from tarmac.days import days_between
 from tarmac.online.batch import flight_record_json, plane_records
-from tarmac.online.retrieval import FLIGHT, PLANE, open_online_store
-from tarmac.paths import TarmacPaths
-from tarmac.settings.loader import load_settings
-from tarmac.warehouse import WAREHOUSE_POOL, read_only
+from tarmac.online.retrieval import FLIGHT, PLANE
+from tarmac.warehouse import WAREHOUSE_POOL
 
 ONLINE_GROUP = "online"
 ONLINE_FLIGHTS_KEY = dg.AssetKey(["online", "flight_features"])
@@ -35,12 +35,11 @@ def _store_metadata(store) -> dict[str, dg.MetadataValue]:
     pool=WAREHOUSE_POOL,
     owners=["team:ml-features"],
 )
-def online_planes() -> dg.MaterializeResult:
+def online_planes(warehouse: WarehouseResource, online_store: OnlineStoreResource) -> dg.MaterializeResult:
     """silver.planes in the online store, by tail number: what plane features are served from."""
-    paths = TarmacPaths.from_env()
-    with read_only(paths.warehouse) as con:
+    with warehouse.reader() as con:
         planes = plane_records(con)
-    store = open_online_store(load_settings().online, paths)
+    store = online_store.open()
     try:
         store.put_records(PLANE, planes, group="all")
         return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(len(planes)),
@@ -59,19 +58,20 @@ def online_planes() -> dg.MaterializeResult:
     pool=WAREHOUSE_POOL,
     owners=["team:ml-features"],
 )
-def online_flight_features(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+def online_flight_features(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, online_store: OnlineStoreResource
+) -> dg.MaterializeResult:
     """Each flight of the run's days in the online store: its attributes (the schedule the API
     looks flights up in) and gold's feature vector, keyed by flight_id and replaced per day."""
-    paths = TarmacPaths.from_env()
     start, end = (moment.date().isoformat() for moment in context.partition_time_window)
     last = (date.fromisoformat(end) - timedelta(days=1)).isoformat()  # the window ends before `end`
     days = days_between(start, last)
-    store = open_online_store(load_settings().online, paths)
+    store = online_store.open()
     loaded = 0
     try:
         # a day at a time: memory holds one day's records, whatever the window (a year at SF=10
         # held at once took over 9 GB)
-        with read_only(paths.warehouse) as con:
+        with warehouse.reader() as con:
             for day in days:
                 next_day = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
                 records = flight_record_json(con, day, next_day)

@@ -4,6 +4,7 @@ from collections.abc import Mapping
 
 import dagster as dg
 
+from tarmac.days import days_between
 from tarmac.paths import FIRST_DAY, LAST_DAY, LOCAL_TIMEZONE
 
 # The end is exclusive: the last partition is 2013-12-31.
@@ -22,8 +23,6 @@ RANGE_START, RANGE_END = "dagster/asset_partition_range_start", "dagster/asset_p
 
 def partition_days(tags: Mapping[str, str]) -> list[str] | None:
     """The local days a run covers, from its partition tags; None for an unpartitioned run."""
-    from tarmac.days import days_between
-
     if PARTITION_TAG in tags:
         return [tags[PARTITION_TAG]]
     if RANGE_START in tags:

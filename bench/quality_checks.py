@@ -15,10 +15,11 @@ from collections import defaultdict
 import dagster as dg
 import ibis
 
-from assets.quality.checks import DAILY_CHECKS, evaluate_days
-from tarmac.paths import TarmacPaths
+from assets.quality.checks import DAILY_CHECKS, CheckResources, evaluate_days
+from resources.config import TarmacConfig
+from resources.model_registry import ModelRegistryResource
+from resources.warehouse import WarehouseResource
 from tarmac.quality.contracts import GoldFlightFeatures
-from tarmac.settings.loader import load_settings
 from tarmac.warehouse import read_only
 
 
@@ -26,9 +27,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--days", type=int, default=0, help="only the first N days (0: all)")
     args = parser.parse_args()
-    settings = load_settings().quality
-    paths = TarmacPaths.from_env()
-    with read_only(paths.warehouse) as con:
+    config = TarmacConfig()  # the environment's data dir and settings, as a check step gets them
+    inputs = CheckResources(config, WarehouseResource(config=config), ModelRegistryResource(config=config)).inputs()
+    with read_only(inputs.paths.warehouse) as con:
         days = [d.isoformat() for (d,) in con.execute(
             "select distinct flight_date from gold.flight_features order by 1").fetchall()]
         days = days[: args.days] if args.days else days
@@ -44,7 +45,7 @@ def main() -> None:
                 for check in checks:
                     t = time.perf_counter()
                     # as a single-run backfill's check steps do
-                    evaluate_days(warehouse, con, dg.AssetKey(list(table)), check, days, settings)
+                    evaluate_days(warehouse, con, dg.AssetKey(list(table)), check, days, inputs)
                     seconds[check] += time.perf_counter() - t
         total = time.perf_counter() - started
         print(f"all daily checks, {len(days)} days: {total:.1f} s ({total / len(days) * 1000:.0f} ms per day)")

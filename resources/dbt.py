@@ -1,5 +1,5 @@
-"""The dbt project and CLI resource. The manifest is built by `make manifest` (set-up and CI), never
-at import time: loading the definitions must stay cheap and side-effect free."""
+"""dbt as the medallion layers run it: `dbt build` of a step's models as one writing step of the
+warehouse. The manifest is built by `make manifest` (set-up and CI), never at import time."""
 
 import os
 import shutil
@@ -13,15 +13,18 @@ import dagster as dg
 from dagster_dbt import DbtCliResource
 from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
 
+from resources.warehouse import WarehouseResource
 from tarmac.dbt_project import dbt_project
-from tarmac.paths import DBT_PROJECT_DIR, TarmacPaths
+from tarmac.paths import DBT_PROJECT_DIR
+
+# The run's values (dbt_project/macros/run_var.sql): TARMAC_RUN_MIN_DATE, TARMAC_RUN_MAX_DATE, ...
+RUN_VAR_PREFIX = "TARMAC_RUN_"
+PARTIAL_PARSE = "partial_parse.msgpack"
 
 
-def dbt_resource() -> DbtCliResource:
-    # The profile reads the warehouse location from TARMAC_DATA_DIR; pin it to the resolved path
-    # so that dbt, started from its own folder, writes where the rest of Tarmac reads.
-    os.environ["TARMAC_DATA_DIR"] = str(TarmacPaths.from_env().data_dir)
-    # the dbt installed beside this interpreter, whether or not its environment is activated
+def dbt_cli() -> DbtCliResource:
+    """dagster-dbt's resource for the project, with the dbt installed beside this interpreter
+    (whether or not its environment is activated)."""
     beside = Path(sys.executable).parent / "dbt"
     return DbtCliResource(
         project_dir=dbt_project,
@@ -30,14 +33,23 @@ def dbt_resource() -> DbtCliResource:
     )
 
 
-# The run's values (dbt_project/macros/run_var.sql): TARMAC_RUN_MIN_DATE, TARMAC_RUN_MAX_DATE, ...
-RUN_VAR_PREFIX = "TARMAC_RUN_"
-PARTIAL_PARSE = "partial_parse.msgpack"
+class DbtBuildResource(dg.ConfigurableResource):
+    """`dbt build` on the warehouse's working copy. The profile (`dbt_project/profiles.yml`) names
+    the warehouse under TARMAC_DATA_DIR, which each invocation gets from the warehouse resource;
+    another engine is another resource with the same `build`."""
+
+    cli: DbtCliResource
+    warehouse: WarehouseResource
+
+    @contextmanager
+    def build(self, context: dg.AssetExecutionContext, run_vars: Mapping[str, str]) -> Iterator[DbtCliInvocation]:
+        with dbt_build(self.cli, self.warehouse, context, run_vars) as invocation:
+            yield invocation
 
 
 @contextmanager
 def dbt_build(
-    dbt: DbtCliResource, context: dg.AssetExecutionContext, run_vars: Mapping[str, str]
+    dbt: DbtCliResource, warehouse: WarehouseResource, context: dg.AssetExecutionContext, run_vars: Mapping[str, str]
 ) -> Iterator[DbtCliInvocation]:
     """`dbt build` of the context's selection, with the run's values in the environment (not in
     --vars, whose every change voids dbt's partial parse) and the partial parse kept per data dir;
@@ -49,11 +61,8 @@ def dbt_build(
     and parsed everything, every time. The file of the last invocation on this data dir is kept
     beside its warehouse and seeds the next one.
     """
-    from tarmac.settings.loader import load_settings
-    from tarmac.warehouse import writing_step
-
-    paths = TarmacPaths.from_env()
-    with writing_step(paths, load_settings().warehouse.lock_timeout_seconds, context.log.warning) as done:
+    paths = warehouse.config.paths
+    with warehouse.writing_step(context.log.warning) as done:
         cached = paths.dbt_partial_parse
         # dagster-dbt's own naming, which the benchmark's profile reads run results by
         target = DBT_PROJECT_DIR / dbt_project.target_path / (
@@ -62,6 +71,7 @@ def dbt_build(
             target.mkdir(parents=True, exist_ok=True)
             shutil.copy(cached, target / PARTIAL_PARSE)
         environment = {RUN_VAR_PREFIX + name.upper(): str(value) for name, value in run_vars.items()}
+        environment["TARMAC_DATA_DIR"] = str(paths.data_dir)  # what the profile reads
         # dagster-dbt hands the dbt process its environment as cli() starts it; `buildable`: a test
         # that reads several layers (row conservation) runs with the last of them
         with _environment(environment):

@@ -1,4 +1,5 @@
-"""Alert sink: every failed asset check and every failed run becomes a JSON line (SPEC §4).
+"""Alert sink: every failed asset check and every failed run becomes a JSON line
+(docs/design.md#checks).
 
 No failure may be silent: a WARN check does not fail its run and a failed run may go unnoticed,
 so this sensor reads both from the instance's event log after a storage-id cursor and appends
@@ -17,7 +18,7 @@ from typing import Any
 
 import dagster as dg
 
-from tarmac.paths import TarmacPaths
+from resources.config import TarmacConfig
 from tarmac.settings.loader import AlertSettings, load_settings
 
 BATCH = 1000  # records per event type per tick: a first tick on a long history stays bounded
@@ -123,10 +124,10 @@ def write_alerts(alerts: list[dict[str, Any]], settings: AlertSettings, data_dir
     minimum_interval_seconds=load_settings().sensors.alert_interval_seconds,
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
-def alert_sensor(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+def alert_sensor(context: dg.SensorEvaluationContext, tarmac: TarmacConfig) -> dg.SkipReason:
     """Append failed checks and failed runs to the alert sink; launches no runs."""
     alerts, cursor = collect_alerts(context.instance, context.cursor)
-    path, errors = write_alerts(alerts, load_settings().alerts, TarmacPaths.from_env().data_dir)
+    path, errors = write_alerts(alerts, tarmac.settings.alerts, tarmac.paths.data_dir)
     for error in errors:
         context.log.warning(error)
     context.update_cursor(cursor)

@@ -29,6 +29,7 @@ from dagster._core.execution.backfill import BulkActionStatus
 from assets.medallion import LANDING_CHECKSUM
 from assets.ml.model import ML_GROUP
 from assets.partitions import RANGE_END, RANGE_START, daily_partitions, partition_days
+from resources.config import TarmacConfig
 from tarmac.days import contiguous_ranges
 from tarmac.paths import LANDING_DATASETS, REFERENCE_DATASETS, TarmacPaths
 from tarmac.settings.loader import load_settings
@@ -178,8 +179,8 @@ def _downstream(asset_graph, roots: set[dg.AssetKey], partitioned: bool) -> list
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=__doc__.split("\n\n")[0],
 )
-def landing_file_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    paths = TarmacPaths.from_env()
+def landing_file_sensor(context: dg.SensorEvaluationContext, tarmac: TarmacConfig) -> dg.SensorResult:
+    paths = tarmac.paths
     cursor = Cursor(context.cursor)
     cursor.read_ledger(context.instance, (*LANDING_DATASETS, *REFERENCE_DATASETS))
     partition_keys = set(daily_partitions.get_partition_keys())

@@ -21,9 +21,11 @@ import dagster as dg
 from assets.ml.model import MODEL_KEY
 from assets.ml.predictions import FEATURES_KEY, PREDICTIONS_KEY, not_scored_days
 from assets.partitions import RANGE_END, RANGE_START
+from resources.config import TarmacConfig
+from resources.model_registry import ModelRegistryResource
 from sensors.landing import TRIGGER_TAG, contiguous_ranges
 from sensors.refresh import run_coverage
-from tarmac.ml.registry import ModelRegistry
+from tarmac.ml.promotion import blocking_checks, failed_blocking_checks, latest_evaluations
 from tarmac.paths import FIRST_DAY
 from tarmac.settings.loader import load_settings
 
@@ -59,10 +61,8 @@ def stale_days(
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=__doc__.split("\n\n")[1].split("\n- ")[0].removeprefix("- "),
 )
-def batch_scoring_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    from tarmac.ml.promotion import failed_blocking_checks
-
-    champion = ModelRegistry.from_settings().champion_version()
+def batch_scoring_sensor(context: dg.SensorEvaluationContext, model_registry: ModelRegistryResource) -> dg.SensorResult:
+    champion = model_registry.open().champion_version()
     if champion is None:
         return dg.SensorResult(skip_reason="no champion model yet")
     instance = context.instance
@@ -77,9 +77,8 @@ def batch_scoring_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult
     cursor = json.dumps({"champion": champion})
     if not days:
         return dg.SensorResult(skip_reason=f"every day with features is scored by champion v{champion}", cursor=cursor)
-    graph = context.repository_def.asset_graph
-    blocking = [k for k in graph.get_check_keys_for_assets({FEATURES_KEY}) if graph.get_check_spec(k).blocking]
-    failed = failed_blocking_checks(instance, graph, blocking, sorted(days))
+    blocking = blocking_checks(context.repository_def.asset_graph, [FEATURES_KEY], upstream=False)
+    failed = failed_blocking_checks(instance, blocking, sorted(days))
     held = {f.split("[")[1].split("]")[0] for f in failed if "[" in f}
     if held:
         context.log.warning(f"not scored, blocking feature checks did not pass: {', '.join(sorted(held)[:20])}")
@@ -129,8 +128,6 @@ def decayed_days(evaluations: dict[str, tuple[bool, str, str | None]], champion:
 def recent_evaluations(instance: dg.DagsterInstance, window_days: int) -> dict[str, tuple[bool, str, str | None]]:
     """(passed, severity, model version) of the latest model_performance evaluation of the most
     recent evaluated days."""
-    from tarmac.ml.promotion import latest_evaluations
-
     infos = instance.event_log_storage.get_asset_check_partition_info([PERFORMANCE_CHECK])
     days = sorted((i.partition_key for i in infos if i.partition_key), reverse=True)[:window_days]
     out = {}
@@ -147,9 +144,11 @@ def recent_evaluations(instance: dg.DagsterInstance, window_days: int) -> dict[s
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Retrains the delay model when enough recent days fail model_performance under the champion.",
 )
-def model_retraining_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    settings = load_settings().ml.retraining
-    champion = ModelRegistry.from_settings().champion_version()
+def model_retraining_sensor(
+    context: dg.SensorEvaluationContext, tarmac: TarmacConfig, model_registry: ModelRegistryResource
+) -> dg.SensorResult:
+    settings = tarmac.settings.ml.retraining
+    champion = model_registry.open().champion_version()
     if champion is None:
         return dg.SensorResult(skip_reason="no champion model to monitor")
     evaluations = recent_evaluations(context.instance, settings.window_days)

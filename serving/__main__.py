@@ -25,7 +25,7 @@ log = logging.getLogger("tarmac.serving")
 
 
 def _replay_in_background(start: str, end: str) -> threading.Thread:
-    from tarmac.online.runner import run_configured_speed_layer
+    from tarmac.online.runner import run_configured_speed_layer  # dagster-dbt: only with the embedded stream
 
     def work() -> None:
         try:
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--end", default=LAST_DAY, help="last local day the embedded stream replays")
     parser.add_argument("--no-speed-layer", action="store_true", help="serve only; something else feeds the store")
     args = parser.parse_args(argv)
-    from serving.api import StartupError, create_app, open_checked_store
+    from serving.api import StartupError, create_app, open_checked_store  # FastAPI: after the arguments are good
 
     try:
         # here, before uvicorn: a failure in its lifespan would be logged with a traceback

@@ -39,11 +39,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from threadpoolctl import threadpool_limits
 
 from tarmac.features.registry import feature_registry, feature_versions
+from tarmac.ml.registry import ModelRegistry
 from tarmac.online.events import from_us, to_us
 from tarmac.online.retrieval import FLIGHT, FeaturesNotAvailable, OnlineFeatures, open_online_store
 from tarmac.online.store import OnlineStore
 from tarmac.orchestration.instance import redact_url
 from tarmac.paths import LOCAL_TIMEZONE, TarmacPaths
+from tarmac.settings.loader import load_settings
 from tarmac.settings.online import OnlineSettings
 
 # matched whole (fullmatch), ASCII digits only: "...\n" or full-width digits are not an id
@@ -232,8 +234,6 @@ class Champion:
             return (self.name, self.version, self.model) if self.model is not None else None
 
     def _refresh(self) -> None:
-        from tarmac.ml.registry import ModelRegistry
-
         self._checked = time.monotonic()
         if not (self.paths.mlflow / "mlflow.db").exists():
             return
@@ -311,8 +311,7 @@ def create_app(
     `api_token` (default: the environment's TARMAC_API_TOKEN; "" for none) makes /features and
     /predict require `Authorization: Bearer <token>`. Start-up (the lifespan) raises StartupError
     when the store does not answer."""
-    from tarmac.features.offline_store import default_horizon_minutes
-    from tarmac.settings.loader import load_settings
+    from tarmac.features.offline_store import default_horizon_minutes  # dagster-dbt: only without a horizon given
 
     online = (online or load_settings().online).with_environment()
     paths = paths or TarmacPaths.from_env()
@@ -418,7 +417,7 @@ def create_app(
 
     @app.post("/predict", dependencies=protected)
     def predict(request: PredictRequest) -> dict[str, Any]:
-        from tarmac.ml.training import delay_probability
+        from tarmac.ml.training import delay_probability  # scikit-learn: only once a model is loaded
 
         prediction_us = to_us(request.sched_dep_ts) - horizon_us
         if not EARLIEST_US <= prediction_us <= LATEST_US:

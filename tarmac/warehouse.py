@@ -7,7 +7,8 @@ batch scoring), one step at a time (the `duckdb_warehouse` pool), and each writi
 publishing it: a checkpoint, a copy beside `warehouse.duckdb`, and an atomic rename over it. A
 reader keeps reading the snapshot it opened (the old file lives on until it closes it) and the
 next reader gets the new one; no reader ever takes a lock the writer needs. A run that dies
-mid-step leaves the working copy to DuckDB's write-ahead log and the snapshot as it was.
+mid-step leaves the snapshot as it was and its working copy marked dirty: the next writing step
+restores the working copy from the snapshot before it starts (`writing_step`).
 
 Should anything else hold the working copy (a process left over from a crash), the writer waits
 for it with bounded backoff, naming the holder's PID, and fails with that name if it never lets go.

@@ -125,6 +125,17 @@ def pytest_configure(config: pytest.Config) -> None:
     manifest_path()  # a clear error up front if set-up did not build the manifest
 
 
+# Tests that use these fixtures materialize the pipeline; the others that do are marked by hand.
+PIPELINE_FIXTURES = {"run_days", "dagster_dev"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark `pipeline` every test that materializes the pipeline (what `make test-fast` leaves out)."""
+    for item in items:
+        if PIPELINE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.pipeline)
+
+
 @pytest.fixture
 def paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TarmacPaths:
     """A fresh, empty data directory for this test."""

@@ -18,6 +18,7 @@ import dagster as dg
 import pytest
 import yaml
 
+from resources.config import TarmacConfig
 from sensors.alerts import alert_sensor
 from tarmac.paths import PROJECT_ROOT, TarmacPaths
 
@@ -74,7 +75,8 @@ def read_sink(paths: TarmacPaths) -> list[dict]:
 
 
 def tick(instance: dg.DagsterInstance, cursor: str | None) -> tuple[str, str | None]:
-    context = dg.build_sensor_context(instance=instance, cursor=cursor)
+    # the environment's data dir and settings file (use_settings), as the sensor's resource reads them
+    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"tarmac": TarmacConfig()})
     result = alert_sensor(context)
     assert isinstance(result, dg.SkipReason)
     return result.skip_message, context.cursor

@@ -226,6 +226,7 @@ BENIGN_HEADER_DAY = "2013-05-03"  # weather: columns reordered and upper-cased, 
 NOT_UTF8_DAY = "2013-05-06"  # flights: one latin-1 byte: the file cannot be read
 
 
+@pytest.mark.pipeline
 @pytest.mark.slow
 def test_a_file_that_cannot_be_read_fails_its_day_only_and_no_landed_file_is_changed(paths, dagster_home, capsys):
     """`backfill` never rewrites a landed file; a file it cannot read is rejected with the place of
@@ -318,6 +319,7 @@ def test_a_file_that_cannot_be_read_fails_its_day_only_and_no_landed_file_is_cha
     assert f"byte offset {bad_offset} (line 7" in rejected["description"]
 
 
+@pytest.mark.pipeline
 def test_a_run_held_back_by_one_day_is_requested_again_for_the_other_days(paths, instance):
     """A run from the UI or a sensor (no backfill process of its own to re-run it) that one day's
     unreadable file stopped: held_back_days_sensor requests its assets again for the other days,

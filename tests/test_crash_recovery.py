@@ -99,6 +99,7 @@ def _fresh(tmp_path: Path, name: str) -> tuple[Path, Path]:
     return home, data  # no dagster.yaml: the command writes the project's default one
 
 
+@pytest.mark.pipeline
 @pytest.mark.slow
 def test_kill_9_during_silver_and_during_gold_then_the_same_command_completes_as_a_clean_run(tmp_path):
     clean_home, clean = _fresh(tmp_path, "clean")
@@ -134,6 +135,7 @@ def test_kill_9_during_silver_and_during_gold_then_the_same_command_completes_as
         assert table_hash(TarmacPaths(data), table) == table_hash(TarmacPaths(clean), table), table
 
 
+@pytest.mark.pipeline
 @pytest.mark.slow
 def test_sigterm_ends_a_backfill_waiting_for_the_pool_within_seconds(tmp_path):
     home, data = _fresh(tmp_path, "stopped")

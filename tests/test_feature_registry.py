@@ -1,5 +1,5 @@
-"""The feature registry: every SPEC §3 feature defined once, versions that cannot silently drift,
-and the contract, code versions and column docs that are generated from it."""
+"""The feature registry: every feature of docs/design.md#features defined once, versions that
+cannot silently drift, and the contract, code versions and column docs that are generated from it."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ from tarmac.features.registry import (
 )
 from tarmac.quality.contracts import UTC, GoldFlightFeatures, GoldTrainingSet, _bounded, _Contract
 
-SPEC_FEATURES = {
+DESIGN_FEATURES = {
     "origin_dep_delay_avg_1h", "origin_departures_1h", "origin_cancelled_3h", "carrier_dep_delay_avg_24h",
     "route_dep_delay15_rate_7d", "temp_f", "wind_speed_mph", "visib_mi", "precip_in", "humid",
     "plane_age_years", "plane_seats", "dep_hour_local", "day_of_week", "month", "carrier", "origin", "dest",
@@ -84,12 +84,12 @@ def _document() -> dict[str, Any]:
 def test_every_spec_feature_is_defined_once_and_is_a_contract_column():
     columns = _document()["models"][0]["columns"]
     defined = [c["name"] for c in columns if "feature" in (c.get("meta") or {})]
-    assert sorted(defined) == sorted(SPEC_FEATURES)  # once each, nothing else
+    assert sorted(defined) == sorted(DESIGN_FEATURES)  # once each, nothing else
     assert model_features() == defined
     contract_columns = list(GoldFlightFeatures.to_schema().columns)
     assert [c for c in contract_columns if c not in NOT_FEATURES] == model_features()
     assert categorical_features() == ["carrier", "origin", "dest"]
-    assert set(feature_versions()) == SPEC_FEATURES
+    assert set(feature_versions()) == DESIGN_FEATURES
 
 
 def _column_contract(column) -> tuple:

@@ -1,4 +1,5 @@
-"""SPEC §3 on a tiny hand-built landing zone: every feature of gold.flight_features, window edges included.
+"""The features (docs/design.md#features) on a tiny hand-built landing zone: every feature of
+gold.flight_features, window edges included.
 
 The scenario (local times, EDT = UTC-4; D2 = 2013-06-02 Sun, D8 = 2013-06-08 Sat, D9 = 2013-06-09 Sun;
 D3..D7 are delivered as header-only files). A departure is an event at dep = sched + dep_delay, a

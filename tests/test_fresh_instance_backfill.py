@@ -42,12 +42,15 @@ def _partition_statuses(server, key: dg.AssetKey) -> list[tuple[str, str, str]]:
 class _Champion:
     """Stands in for a registry in which version 1 holds the champion alias."""
 
-    @classmethod
-    def from_settings(cls, *_args):
-        return cls()
-
     def champion_version(self) -> str:
         return "1"
+
+
+class _ChampionRegistry(dg.ConfigurableResource):
+    """The model registry resource, swapped for one whose registry has a champion."""
+
+    def open(self) -> _Champion:
+        return _Champion()
 
 
 @pytest.mark.slow
@@ -114,9 +117,11 @@ def test_a_week_backfill_of_every_partitioned_asset_succeeds_without_a_champion(
     # with a cursor that already knows the champion (the days count as never scored)
     from sensors.ml import batch_scoring_sensor
 
-    monkeypatch.setattr("sensors.ml.ModelRegistry", _Champion)
     for cursor in (None, json.dumps({"champion": "1"})):
-        result = batch_scoring_sensor(dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs))
+        context = dg.build_sensor_context(
+            instance=instance, cursor=cursor, definitions=defs, resources={"model_registry": _ChampionRegistry()}
+        )
+        result = batch_scoring_sensor(context)
         ranges = [(r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
                   for r in result.run_requests]
         assert ranges == [(days[0], days[-1])], (cursor, ranges, result.skip_reason)

@@ -107,7 +107,9 @@ def test_train_register_gate_and_score(paths, land, run_days, instance, settings
     from sensors.ml import batch_scoring_sensor
 
     def tick(cursor=None):
-        return batch_scoring_sensor(dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs))
+        resources = {"model_registry": defs.resources["model_registry"]}
+        with dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs, resources=resources) as context:
+            return batch_scoring_sensor(context)
 
     idle = tick()
     assert not idle.run_requests and "scored by champion v1" in idle.skip_reason.skip_message

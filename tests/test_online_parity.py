@@ -120,7 +120,8 @@ REAL_FIRST, REAL_LAST = "2013-07-01", "2013-07-07"
 
 
 def test_real_days_have_no_parity_mismatch(paths, land, run_days, settings):
-    """SPEC's real, dirty data over a week: 150 sampled flights a day (1,050) equal gold exactly."""
+    """The real, dirty data (docs/design.md#data) over a week: 150 sampled flights a day (1,050)
+    equal gold exactly."""
     settings(online__parity__sample_size=150)
     land(REAL_FIRST, REAL_LAST)
     results = run_days(REAL_FIRST, REAL_LAST)

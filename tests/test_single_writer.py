@@ -21,6 +21,7 @@ from tarmac.warehouse import WarehouseLockedError, writer_connection, writing_st
 from tools.landing import fill_landing_zone
 
 
+@pytest.mark.pipeline
 def test_overlapping_runs_share_the_warehouse_without_lock_errors(paths, tmp_path, query):
     home = tmp_path / "dagster_home"
     home.mkdir()

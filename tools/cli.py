@@ -7,17 +7,26 @@
     python -m tools.cli replay [--start 2013-01-01] [--end 2013-12-31] [--seconds-per-day 60]
     python -m tools.cli instance    # create DAGSTER_HOME's storage (and PostgreSQL database) now
     python -m tools.cli features [--lock]    # print the feature registry; --lock records its versions
+
+Each command imports what only it needs inside its own function: Dagster, the definitions and
+dbt take seconds to import, and `landing`, `features` and `--help` should answer at once; a
+supervised backfill's parent imports Dagster in the background (tools.supervisor).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+from datetime import date
 
 from tarmac.days import days_between
 from tarmac.paths import FIRST_DAY, LAST_DAY, TarmacPaths
+from tarmac.settings.loader import load_settings
 from tools.landing import fill_landing_zone
+from tools.replay import replay
+from tools.supervisor import invocation_id, supervise
 
 
 def _landing(args: argparse.Namespace) -> int:
@@ -37,18 +46,14 @@ def _landing(args: argparse.Namespace) -> int:
 
 def _backfill(args: argparse.Namespace, argv: list[str]) -> int:
     if not args.in_process:
-        from tools.supervisor import supervise
-
         return supervise(["backfill", *argv, "--in-process"])
-    import dagster as dg
+    import dagster as dg  # the heavy part, see the module's docstring
 
     from tarmac.orchestration.instance import dagster_instance
     from tarmac.orchestration.recovery import recover_dead_runs, require_warehouse_pool, run_process_tags
-    from tarmac.settings.loader import load_settings
     from tarmac.warehouse import WAREHOUSE_POOL, conservation_totals
     from tools.pipeline import materialize_days, missing_days
     from tools.preflight import check_data_dir, check_services
-    from tools.supervisor import invocation_id
 
     paths = TarmacPaths.from_env()
     days = days_between(args.start, args.end)
@@ -96,9 +101,7 @@ def _backfill(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _instance(args: argparse.Namespace) -> int:
-    import os
-
-    from tarmac.orchestration.instance import dagster_instance
+    from tarmac.orchestration.instance import dagster_instance  # Dagster
 
     with dagster_instance() as instance:
         print(f"DAGSTER_HOME: {os.environ['DAGSTER_HOME']}")
@@ -110,11 +113,6 @@ def _instance(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    from datetime import date
-
-    from tarmac.settings.loader import load_settings
-    from tools.replay import replay
-
     settings = load_settings().replay
     start = date.fromisoformat(args.start) if args.start else settings.start
     replay(TarmacPaths.from_env(), start, date.fromisoformat(args.end), args.seconds_per_day or settings.seconds_per_day)
@@ -122,7 +120,13 @@ def _replay(args: argparse.Namespace) -> int:
 
 
 def _features(args: argparse.Namespace) -> int:
-    from tarmac.features.registry import LOCK_PATH, FeatureRegistryError, feature_registry, format_window, write_lock
+    from tarmac.features.registry import (  # it reads the dbt project's YAML
+        LOCK_PATH,
+        FeatureRegistryError,
+        feature_registry,
+        format_window,
+        write_lock,
+    )
 
     registry = feature_registry()
     rows = [("name", "entity", "source", "window", "version", "owner")]
@@ -142,7 +146,7 @@ def _features(args: argparse.Namespace) -> int:
 
 
 def _speed_layer(args: argparse.Namespace) -> int:
-    from tarmac.online.runner import run_configured_speed_layer
+    from tarmac.online.runner import run_configured_speed_layer  # dagster-dbt, Redis
 
     report = run_configured_speed_layer(args.start, args.end, follow=args.follow)
     print(f"{report.events:,} events in {report.seconds:.1f} s ({report.events_per_second:,.0f} events/s), "
@@ -154,9 +158,8 @@ def _speed_layer(args: argparse.Namespace) -> int:
 def _stream_publish(args: argparse.Namespace) -> int:
     import redis
 
-    from tarmac.online.events import RedisEventStream, replay_silver
+    from tarmac.online.events import RedisEventStream, replay_silver  # dagster-dbt
     from tarmac.online.runner import local_day_bounds
-    from tarmac.settings.loader import load_settings
 
     online = load_settings().online.with_environment()
     start, end = local_day_bounds(args.start, args.end)
@@ -233,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
-    from tools.preflight import USER_ERRORS
+    from tools.preflight import USER_ERRORS  # Dagster's instance errors among them
 
     try:
         if args.handler is _backfill:

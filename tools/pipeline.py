@@ -9,8 +9,11 @@ import dagster as dg
 from assets.ml.model import ML_GROUP
 from assets.ml.predictions import PREDICTIONS_KEY, not_scored_days
 from assets.partitions import RANGE_END, RANGE_START
+from definitions import defs
+from tarmac.days import contiguous_ranges, days_between
 from tarmac.ml.registry import ModelRegistry
 from tarmac.orchestration.runs import held_back_days
+from tarmac.settings.loader import load_settings
 
 
 def stage_assets(defs: dg.Definitions, partitioned: bool, ml: bool) -> list[dg.AssetsDefinition]:
@@ -52,8 +55,6 @@ def materialize_days(
     so the day's later layers show as failed; the other days are then materialized again in runs
     of their own, one per range of consecutive days, and scored: one bad day fails that day only.
     """
-    from definitions import defs
-
     reference = stage_assets(defs, partitioned=False, ml=False)
     daily = stage_assets(defs, partitioned=True, ml=False)
     model = stage_assets(defs, partitioned=False, ml=True)
@@ -68,7 +69,6 @@ def materialize_days(
         results.append(result)
         return result.success
 
-    from tarmac.days import contiguous_ranges, days_between
 
     days = days_between(start, end)
     ranges = [(start, end)]
@@ -115,8 +115,6 @@ def materialize_days(
 
 def _model_ready(instance: dg.DagsterInstance, skip_materialized: bool) -> tuple[bool, str]:
     """Whether to train: every day of the split has a training set, and (when skipping) no champion yet."""
-    from tarmac.settings.loader import load_settings
-
     split = load_settings().ml.split
     needed = [d for period in (split.train, split.validate_, split.test) for d in period.days()]
     missing = missing_days(instance, needed, dg.AssetKey(["gold", "training_set"]))

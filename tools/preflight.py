@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import tempfile
 
-from tarmac.orchestration.instance import InstanceError
+from tarmac.orchestration.instance import InstanceError, redact_url
 from tarmac.orchestration.recovery import InstanceConfigError
 from tarmac.paths import TarmacPaths
 from tarmac.settings.loader import SettingsError
@@ -37,7 +37,6 @@ def check_services(online: OnlineSettings) -> None:
         return
     import redis
 
-    from tarmac.orchestration.instance import redact_url
 
     client = redis.Redis.from_url(online.redis_url, socket_connect_timeout=3, socket_timeout=3)
     try:

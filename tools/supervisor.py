@@ -94,6 +94,8 @@ def supervise(argv: list[str]) -> int:
     return 128 + received[0] if received else 128 - child.returncode
 
 
+# Dagster (seconds to import) is imported only where it is used, and in the background while the
+# child starts (_import_dagster): the supervisor must start its child at once.
 def _import_dagster() -> None:
     import dagster  # noqa: F401
 

@@ -15,11 +15,15 @@ import subprocess
 import dagster as dg
 
 from assets.partitions import daily_partitions
+from resources.config import TarmacConfig
+from resources.model_registry import ModelRegistryResource
+from resources.training_gate import TrainingGateResource
 from tarmac.features.registry import feature_versions, features_fingerprint
 from tarmac.ml.monitoring import SCORE_REFERENCE_TAG
-from tarmac.paths import PROJECT_ROOT, TarmacPaths
-from tarmac.settings.loader import load_settings
-from tarmac.settings.ml import DayRange, TimeSplit
+from tarmac.ml.promotion import decide, failed_blocking_checks
+from tarmac.paths import PROJECT_ROOT
+from tarmac.quality.monitoring import inline_image
+from tarmac.settings.ml import DayRange, PromotionSettings, TimeSplit
 from tarmac.warehouse import WAREHOUSE_POOL
 
 ML_GROUP = "ml"
@@ -87,13 +91,18 @@ def _git_commit() -> str:
         )
     ],
 )
-def flight_delay_model(context: dg.AssetExecutionContext, config: TrainingConfig) -> dg.MaterializeResult:
+def flight_delay_model(
+    context: dg.AssetExecutionContext,
+    config: TrainingConfig,
+    tarmac: TarmacConfig,
+    model_registry: ModelRegistryResource,
+    training_gate: TrainingGateResource,
+) -> dg.MaterializeResult:
     """The flight-delay classifier, trained on gold.training_set with a time-based split."""
-    from tarmac.ml import training
-    from tarmac.ml.registry import ModelRegistry
+    from tarmac.ml import training  # scikit-learn and pandas: a training step's cost, not every process's
 
-    settings = load_settings().ml
-    paths = TarmacPaths.from_env()
+    settings = tarmac.settings.ml
+    paths = tarmac.paths
     split = config.split(settings.split)
     frame = training.load_training_set(paths.warehouse, split.first_day.isoformat(), split.last_day.isoformat())
     periods = training.split_by_time(frame, split)
@@ -114,15 +123,14 @@ def flight_delay_model(context: dg.AssetExecutionContext, config: TrainingConfig
     tags = _lineage_tags(context, split, training.training_set_digest(frame))
     params = {**settings.model.model_dump(), "model": "HistGradientBoostingClassifier",
               "features": ",".join(training.model_features()), "baseline_prior_flights": settings.baseline.prior_flights}
-    registry = ModelRegistry.from_settings(paths)
+    registry = model_registry.open()
     candidate = registry.log_model(
         model, training.model_input(periods["test"].head(1000)), params, metrics,
         {**tags, SCORE_REFERENCE_TAG: json.dumps(reference)}, [plot, run_dir / "score_reference.json"],
     )
-    gate = _promotion_gate(context, registry, candidate, periods["test"], metrics, split)
-
-    from tarmac.quality.monitoring import inline_image
-
+    gate = _promotion_gate(
+        context, settings.promotion, training_gate, registry, candidate, periods["test"], metrics, split
+    )
     return dg.MaterializeResult(
         metadata={
             "model_version": dg.MetadataValue.text(candidate.version),
@@ -153,12 +161,19 @@ def _lineage_tags(context: dg.AssetExecutionContext, split: TimeSplit, digest: s
     }
 
 
-def _promotion_gate(context, registry, candidate, test, metrics: dict[str, float], split: TimeSplit) -> dg.AssetCheckResult:
+def _promotion_gate(
+    context,
+    settings: PromotionSettings,
+    gate: TrainingGateResource,
+    registry,
+    candidate,
+    test,
+    metrics: dict[str, float],
+    split: TimeSplit,
+) -> dg.AssetCheckResult:
     """Decide, move the alias if the candidate wins, tag the version with the verdict, and report it."""
-    from tarmac.ml import training
-    from tarmac.ml.promotion import decide, failed_blocking_checks, upstream_blocking_checks
+    from tarmac.ml import training  # see flight_delay_model
 
-    settings = load_settings().ml.promotion
     champion = registry.champion()
     champion_test = None
     if champion is not None:  # judged on the same test days as the candidate
@@ -166,11 +181,7 @@ def _promotion_gate(context, registry, candidate, test, metrics: dict[str, float
         champion_test = training.classification_metrics(test[training.LABEL], champion_scores)
     failed = []
     if settings.require_upstream_checks:
-        from definitions import defs  # the whole graph: in-process runs have no repository on the context
-
-        asset_graph = defs.resolve_asset_graph()
-        checks = upstream_blocking_checks(asset_graph, [TRAINING_SET_KEY])
-        failed = failed_blocking_checks(context.instance, asset_graph, checks, _partition_days(split))
+        failed = failed_blocking_checks(context.instance, gate.checks, _partition_days(split))
     test_metrics = {k.removeprefix("test_"): v for k, v in metrics.items() if k.startswith("test_")}
     baseline_test = {k.removeprefix("baseline_test_"): v for k, v in metrics.items() if k.startswith("baseline_test_")}
     decision = decide(settings, test_metrics, baseline_test, champion_test, failed)

@@ -21,10 +21,11 @@ from dagster._core.definitions.data_version import DATA_VERSION_TAG
 
 from assets.ml.model import ML_GROUP, MODEL_KEY, ml_code_version
 from assets.partitions import daily_partitions
-from tarmac.paths import TarmacPaths
+from resources.config import TarmacConfig
+from resources.model_registry import ModelRegistryResource
+from resources.warehouse import WarehouseResource
 from tarmac.quality.contracts import column_schema
-from tarmac.settings.loader import load_settings
-from tarmac.warehouse import WAREHOUSE_POOL, writer_connection, writing_step
+from tarmac.warehouse import WAREHOUSE_POOL
 
 PREDICTIONS_KEY = dg.AssetKey(["gold", "predictions"])
 FEATURES_KEY = dg.AssetKey(["gold", "flight_features"])
@@ -58,24 +59,26 @@ create table if not exists gold.predictions (
     metadata={"dagster/column_schema": column_schema(PREDICTIONS_KEY, {})},
     output_required=False,  # no champion: the days are recorded as not scored, the checks skipped
 )
-def predictions(context: dg.AssetExecutionContext) -> Iterator[dg.MaterializeResult]:
+def predictions(
+    context: dg.AssetExecutionContext,
+    tarmac: TarmacConfig,
+    warehouse: WarehouseResource,
+    model_registry: ModelRegistryResource,
+) -> Iterator[dg.MaterializeResult]:
     """Batch scores of the champion model for the run's days."""
-    from tarmac.ml.registry import ModelRegistry
-    from tarmac.ml.training import delay_probability, model_features
+    from tarmac.ml.training import delay_probability, model_features  # scikit-learn: a scoring step's cost
 
-    settings = load_settings().ml
-    paths = TarmacPaths.from_env()
+    settings = tarmac.settings.ml
     start, end = (moment.date().isoformat() for moment in context.partition_time_window)
-    registry = ModelRegistry.from_settings(paths)
+    registry = model_registry.open()
     champion = registry.champion()
     if champion is None:
         _record_not_scored(context, settings.model_name, start, end)
         return
     model = registry.load(champion.version)
     columns = ", ".join(["flight_id", "flight_date", "prediction_ts", *model_features()])
-    timeout = load_settings().warehouse.lock_timeout_seconds
-    with writing_step(paths, timeout, context.log.warning) as done:  # published, or undone
-        with writer_connection(paths, timeout, context.log.warning) as con:
+    with warehouse.writing_step(context.log.warning) as done:  # published, or undone
+        with warehouse.writer(context.log.warning) as con:
             frame = con.execute(
                 f"select {columns} from gold.flight_features where flight_date >= ? and flight_date < ? order by flight_id",
                 [start, end],

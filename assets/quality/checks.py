@@ -12,17 +12,23 @@ gates the downstream step: Dagster attributes a step's returned result to one pa
 
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 import dagster as dg
 import ibis
 
 from assets.partitions import PARTITION_TAG, daily_partitions, partition_days
+from resources.config import TarmacConfig
+from resources.model_registry import ModelRegistryResource
+from resources.warehouse import WarehouseResource
+from tarmac.ml.monitoring import model_performance, score_references
+from tarmac.online.parity import parity_outcomes
 from tarmac.paths import TarmacPaths
 from tarmac.quality import evaluate, monitoring
 from tarmac.quality.statistics import Window
-from tarmac.settings.loader import QualitySettings, load_settings
-from tarmac.warehouse import PARTITION_COLUMNS, WAREHOUSE_POOL, read_only
+from tarmac.settings.loader import QualitySettings, TarmacSettings, load_settings
+from tarmac.warehouse import PARTITION_COLUMNS, WAREHOUSE_POOL
 
 CHECK_DESCRIPTIONS = {
     "schema": "Pandera contract of the table (columns, types, nullability, domains), validated in DuckDB.",
@@ -80,6 +86,20 @@ def _specs(checks: dict[tuple[str, str], list[str]], partitioned: bool) -> list[
     ]
 
 
+@dataclass(frozen=True)
+class CheckInputs:
+    """What a check step evaluates with besides the warehouse: the settings, the data dir, and the
+    score references of the model versions (`model_performance`)."""
+
+    settings: TarmacSettings
+    paths: TarmacPaths
+    score_reference: Callable[[str], dict[str, list[float]]]
+
+    @property
+    def quality(self) -> QualitySettings:
+        return self.settings.quality
+
+
 def run_days(tags: dict[str, str]) -> list[str]:
     """The local days a run covers, from its partition tags."""
     days = partition_days(tags)
@@ -96,8 +116,9 @@ def _window(settings: QualitySettings, day: str) -> Window:
 
 
 def evaluate_day(
-    warehouse: ibis.BaseBackend, con, key: dg.AssetKey, check: str, day: str | None, settings: QualitySettings
+    warehouse: ibis.BaseBackend, con, key: dg.AssetKey, check: str, day: str | None, inputs: CheckInputs
 ) -> evaluate.Outcome:
+    settings = inputs.quality
     column = PARTITION_COLUMNS.get(tuple(key.path))
     if check == "schema":
         return evaluate.schema(warehouse, con, key, column, day, settings)
@@ -106,36 +127,48 @@ def evaluate_day(
     if check == "missing_values":
         return evaluate.missing_values(con, key, column, day, settings)
     if check == "model_performance":
-        from tarmac.ml.monitoring import model_performance
-
-        return model_performance(con, key, day)
+        return model_performance(con, key, day, inputs.settings.ml.monitoring, inputs.score_reference)
     window = _window(settings, day)
     return getattr(evaluate, check)(con, key, column, window, settings)
 
 
 def evaluate_days(
-    warehouse: ibis.BaseBackend, con, key: dg.AssetKey, check: str, days: list[str | None], settings: QualitySettings
+    warehouse: ibis.BaseBackend, con, key: dg.AssetKey, check: str, days: list[str | None], inputs: CheckInputs
 ) -> list[evaluate.Outcome]:
     """One check over every day of a run: a daily table's schema is validated for the whole window at
     once (day by day only where it fails); every other check is evaluated day by day."""
     column = PARTITION_COLUMNS.get(tuple(key.path))
     if check == "training_serving_parity":  # one replay for every day of the run
-        from tarmac.online.parity import parity_outcomes
-
-        return parity_outcomes(con, key, days, load_settings().online, TarmacPaths.from_env(), settings.max_failure_cases)
+        online = inputs.settings.online
+        return parity_outcomes(con, key, days, online, inputs.paths, inputs.quality.max_failure_cases)
     if check == "schema" and column:
-        return evaluate.with_rejected_files(con, key, evaluate.schema_window(warehouse, con, key, column, days, settings))
-    return [evaluate_day(warehouse, con, key, check, day, settings) for day in days]
+        return evaluate.with_rejected_files(
+            con, key, evaluate.schema_window(warehouse, con, key, column, days, inputs.quality)
+        )
+    return [evaluate_day(warehouse, con, key, check, day, inputs) for day in days]
+
+
+@dataclass(frozen=True)
+class CheckResources:
+    config: TarmacConfig
+    warehouse: WarehouseResource
+    model_registry: ModelRegistryResource
+
+    def inputs(self) -> CheckInputs:
+        return CheckInputs(self.config.settings, self.config.paths, score_references(self.model_registry.open))
 
 
 def _evaluate(
-    context: dg.AssetCheckExecutionContext, specs: list[dg.AssetCheckSpec], days: list[str | None]
+    context: dg.AssetCheckExecutionContext,
+    resources: CheckResources,
+    specs: list[dg.AssetCheckSpec],
+    days: list[str | None],
 ) -> list[evaluate.Outcome]:
-    settings = load_settings().quality
-    paths = TarmacPaths.from_env()
-    with read_only(paths.warehouse) as con:
+    inputs = resources.inputs()
+    settings, paths = inputs.quality, inputs.paths
+    with resources.warehouse.reader() as con:
         warehouse = ibis.duckdb.from_connection(con.cursor())  # its own cursor: DuckDB 2 refuses interleaved results
-        outcomes = [o for spec in specs for o in evaluate_days(warehouse, con, spec.asset_key, spec.name, days, settings)]
+        outcomes = [o for spec in specs for o in evaluate_days(warehouse, con, spec.asset_key, spec.name, days, inputs)]
     recorded = monitoring.record(paths.monitoring, context.run.run_id, outcomes)
     context.log.info(f"{len(outcomes)} check evaluations, {recorded} metrics recorded in {paths.monitoring}")
     for outcome in outcomes:
@@ -202,11 +235,16 @@ def daily_checks(layer: str) -> dg.AssetChecksDefinition:
 
     # subsettable: a run that rebuilds only the flights side of a day evaluates only its checks
     @dg.multi_asset_check(specs=specs, name=f"{layer}_daily_checks", pool=WAREHOUSE_POOL, can_subset=True)
-    def _checks(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
+    def _checks(
+        context: dg.AssetCheckExecutionContext,
+        tarmac: TarmacConfig,
+        warehouse: WarehouseResource,
+        model_registry: ModelRegistryResource,
+    ) -> Iterator[dg.AssetCheckResult]:
         tags = context.run.tags
         days = run_days(tags)
         selected = _selected(context, specs)
-        outcomes = _evaluate(context, selected, days)
+        outcomes = _evaluate(context, CheckResources(tarmac, warehouse, model_registry), selected, days)
         yield from _report(context, selected, outcomes, per_day=PARTITION_TAG not in tags)
 
     return _checks
@@ -216,9 +254,15 @@ def reference_checks() -> dg.AssetChecksDefinition:
     specs = _specs({table: ["schema"] for table in REFERENCE_TABLES}, partitioned=False)
 
     @dg.multi_asset_check(specs=specs, name="reference_checks", pool=WAREHOUSE_POOL, can_subset=True)
-    def _checks(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
+    def _checks(
+        context: dg.AssetCheckExecutionContext,
+        tarmac: TarmacConfig,
+        warehouse: WarehouseResource,
+        model_registry: ModelRegistryResource,
+    ) -> Iterator[dg.AssetCheckResult]:
         selected = _selected(context, specs)
-        yield from _report(context, selected, _evaluate(context, selected, [None]), per_day=False)
+        outcomes = _evaluate(context, CheckResources(tarmac, warehouse, model_registry), selected, [None])
+        yield from _report(context, selected, outcomes, per_day=False)
 
     return _checks
 

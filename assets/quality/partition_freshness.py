@@ -1,10 +1,10 @@
 """Processing freshness of the daily assets: is every day that is due materialized?
 
-SPEC §4's freshness has two halves. The event-time half (is a landed day's data complete up to
-midnight?) is the `freshness` check of the bronze tables. This is the processing half: by each tick
-of `processing_freshness.deadline_cron` (local time), the day that ended before it must be
-materialized, and so must every earlier day since the clock's first day: a landing day that never
-arrives, or a run that never ran, fails it.
+Freshness has two halves (docs/design.md#checks). The event-time half (is a landed day's data
+complete up to midnight?) is the `freshness` check of the bronze tables. This is the processing
+half: by each tick of `processing_freshness.deadline_cron` (local time), the day that ended before
+it must be materialized, and so must every earlier day since the clock's first day: a landing day
+that never arrives, or a run that never ran, fails it.
 
 It is Dagster's time-partition freshness check with one change that 2013 data needs: "now" is the
 pipeline clock (tarmac/clock.py), so a replay of 2013 is judged against the replayed moment.
@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 from dagster._utils.schedules import get_latest_completed_cron_tick, get_next_cron_tick
 
+from resources.config import TarmacConfig
 from tarmac.clock import Clock, pipeline_clock
 from tarmac.paths import FIRST_DAY, LAST_DAY, LOCAL_TIMEZONE
 from tarmac.settings.loader import ProcessingFreshnessSettings, load_settings
@@ -89,9 +90,9 @@ def partition_freshness_checks() -> dg.AssetChecksDefinition:
     ]
 
     @dg.multi_asset_check(specs=specs, name="partition_freshness_checks", can_subset=True)
-    def _checks(context: dg.AssetCheckExecutionContext) -> Iterator[dg.AssetCheckResult]:
-        clock = pipeline_clock()
-        current = load_settings().processing_freshness
+    def _checks(context: dg.AssetCheckExecutionContext, tarmac: TarmacConfig) -> Iterator[dg.AssetCheckResult]:
+        clock = pipeline_clock(tarmac.paths)
+        current = tarmac.settings.processing_freshness
         for spec in specs:
             if spec.key in context.selected_asset_check_keys:
                 yield evaluate(context.instance, spec.asset_key, clock, current)

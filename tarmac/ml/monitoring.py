@@ -10,29 +10,34 @@ which needs no labels). The
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import date, timedelta
 from functools import cache
-from pathlib import Path
 
 import dagster as dg
 import duckdb
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from tarmac.paths import TarmacPaths
+from tarmac.ml.registry import ModelRegistry
 from tarmac.quality.evaluate import Outcome, worst
-from tarmac.settings.loader import load_settings
+from tarmac.settings.ml import MonitoringSettings
 
 SCORE_REFERENCE_TAG = "tarmac/score_reference"
 
 
-@cache
-def score_reference(data_dir: str, version: str) -> dict[str, list[float]]:
-    """The score histogram a model version was registered with (see training.score_histogram)."""
-    from tarmac.ml.registry import ModelRegistry
+def score_references(open_registry: Callable[[], ModelRegistry]) -> Callable[[str], dict[str, list[float]]]:
+    """The score histogram each model version was registered with (see training.score_histogram),
+    read once per version; the registry is opened on the first read."""
+    registry: list[ModelRegistry] = []
 
-    registry = ModelRegistry.from_settings(TarmacPaths(Path(data_dir)))
-    return json.loads(registry.get(version).tags[SCORE_REFERENCE_TAG])
+    @cache
+    def reference(version: str) -> dict[str, list[float]]:
+        if not registry:
+            registry.append(open_registry())
+        return json.loads(registry[0].get(version).tags[SCORE_REFERENCE_TAG])
+
+    return reference
 
 
 def psi(reference: dict[str, list[float]], scores: np.ndarray) -> float:
@@ -43,11 +48,16 @@ def psi(reference: dict[str, list[float]], scores: np.ndarray) -> float:
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
-def model_performance(con: duckdb.DuckDBPyConnection, key: dg.AssetKey, day: str) -> Outcome:
+def model_performance(
+    con: duckdb.DuckDBPyConnection,
+    key: dg.AssetKey,
+    day: str,
+    settings: MonitoringSettings,
+    score_reference: Callable[[str], dict[str, list[float]]],
+) -> Outcome:
     """The champion's figures over the `window_days` days ending at `day`, among the flights scored
     by the version that scored `day`: one day's ~900 flights make a noisy AUC, and a day's weather
     moves all its scores together, so a trailing week is what the thresholds judge."""
-    settings = load_settings().ml.monitoring
     first = (date.fromisoformat(day) - timedelta(days=settings.window_days - 1)).isoformat()
     frame = con.execute(
         "select p.flight_date, p.delay_probability, p.model_version, t.is_delayed from gold.predictions p "
@@ -66,7 +76,7 @@ def model_performance(con: duckdb.DuckDBPyConnection, key: dg.AssetKey, day: str
     }
     severities, notes = [], []
     if len(versions) == 1:
-        reference = score_reference(str(TarmacPaths.from_env().data_dir), versions[0])
+        reference = score_reference(versions[0])
         metrics["prediction_psi"] = psi(reference, window["delay_probability"].to_numpy(dtype=float))
         severities.append(settings.prediction_psi.severity(metrics["prediction_psi"]))
     else:

@@ -50,18 +50,18 @@ def decide(
     return Decision(promote=not reasons, reasons=reasons)
 
 
-def upstream_blocking_checks(asset_graph, asset_keys: Iterable[dg.AssetKey]) -> list[dg.AssetCheckKey]:
-    """The blocking checks of the given assets and of everything upstream of them."""
-    keys = dg.AssetSelection.assets(*asset_keys).upstream().resolve(asset_graph)
-    return sorted(
-        (k for k in asset_graph.get_check_keys_for_assets(keys) if asset_graph.get_check_spec(k).blocking),
-        key=lambda k: k.to_user_string(),
-    )
+def blocking_checks(asset_graph, asset_keys: Iterable[dg.AssetKey], upstream: bool = True) -> dict[dg.AssetCheckKey, bool]:
+    """The blocking checks of the given assets (and of everything upstream of them), each with
+    whether it is evaluated per day (partitioned) or once."""
+    keys = dg.AssetSelection.assets(*asset_keys).upstream().resolve(asset_graph) if upstream else set(asset_keys)
+    return {
+        k: asset_graph.get_check_spec(k).partitions_def is not None
+        for k in sorted(asset_graph.get_check_keys_for_assets(keys), key=lambda k: k.to_user_string())
+        if asset_graph.get_check_spec(k).blocking
+    }
 
 
-def failed_blocking_checks(
-    instance: dg.DagsterInstance, asset_graph, check_keys: list[dg.AssetCheckKey], days: list[str]
-) -> list[str]:
+def failed_blocking_checks(instance: dg.DagsterInstance, checks: Mapping[dg.AssetCheckKey, bool], days: list[str]) -> list[str]:
     """`asset:check[day]` for every blocking check whose latest evaluation of a day did not pass.
 
     A daily check must have been evaluated for every day; an unpartitioned one (reference tables)
@@ -70,8 +70,7 @@ def failed_blocking_checks(
     """
     failed: list[str] = []
     storage = instance.event_log_storage
-    for key in check_keys:
-        partitioned = asset_graph.get_check_spec(key).partitions_def is not None
+    for key, partitioned in checks.items():
         wanted = days if partitioned else [None]
         infos = {
             info.partition_key: info

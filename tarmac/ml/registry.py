@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tarmac.paths import TarmacPaths
+from tarmac.settings.loader import load_settings
 
 CHAMPION = "champion"
 # Types inside a fitted HistGradientBoosting pipeline that skops does not trust by default. We wrote
@@ -66,8 +67,6 @@ class ModelRegistry:
     @classmethod
     def from_settings(cls, paths: TarmacPaths | None = None) -> ModelRegistry:
         """The registry the settings name (`ml.model_name`, `ml.experiment`) in the data directory."""
-        from tarmac.settings.loader import load_settings
-
         settings = load_settings().ml
         return cls(paths or TarmacPaths.from_env(), settings.model_name, settings.experiment)
 

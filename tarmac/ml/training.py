@@ -21,6 +21,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OrdinalEncoder
 
 from tarmac.features.registry import categorical_features, model_features
+from tarmac.quality.monitoring import save_figure
 from tarmac.settings.ml import BaselineSettings, ModelParameters, TimeSplit
 from tarmac.warehouse import read_only
 
@@ -183,7 +184,6 @@ def calibration_plot(curves: dict[str, tuple[pd.Series, np.ndarray]], title: str
     import matplotlib.pyplot as plt
     from sklearn.calibration import calibration_curve
 
-    from tarmac.quality.monitoring import save_figure
 
     fig, ax = plt.subplots(figsize=(5, 5), dpi=90)
     ax.plot([0, 1], [0, 1], linestyle=":", color="grey", label="perfectly calibrated")

@@ -19,7 +19,7 @@ from typing import Any
 from tarmac.features.registry import FeatureDefinition, feature_registry
 from tarmac.online.events import from_us
 from tarmac.online.speed_layer import WINDOW_AGGREGATIONS, entity_key
-from tarmac.online.store import OnlineStore
+from tarmac.online.store import OnlineStore, RedisOnlineStore, SqliteOnlineStore
 from tarmac.paths import TarmacPaths
 from tarmac.settings.online import OnlineSettings
 
@@ -44,8 +44,6 @@ class FeaturesNotAvailable(Exception):
 
 def open_online_store(online: OnlineSettings, paths: TarmacPaths, namespace: str | None = None) -> OnlineStore:
     """The configured online store; `namespace` gives a separate one beside it (a scratch store)."""
-    from tarmac.online.store import RedisOnlineStore, SqliteOnlineStore
-
     online = online.with_environment()
     if online.store == "redis":
         prefix = online.key_prefix if namespace is None else f"{online.key_prefix}.{namespace}"

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from tarmac.online.events import Event
+from tarmac.online.events import Event, RedisEventStream, from_us, replay_silver, to_us
+from tarmac.online.retrieval import open_online_store
 from tarmac.online.speed_layer import SpeedLayer
 from tarmac.online.store import OnlineStore
 from tarmac.paths import LOCAL_TIMEZONE, TarmacPaths
+from tarmac.settings.loader import load_settings
 from tarmac.settings.online import OnlineSettings
 
 DAY_US = 86_400 * 1_000_000
@@ -33,8 +35,6 @@ class RunReport:
 
     @property
     def watermark(self) -> str | None:
-        from tarmac.online.events import from_us
-
         return from_us(self.watermark_us).isoformat() if self.watermark_us is not None else None
 
 
@@ -105,10 +105,6 @@ def run_configured_speed_layer(
     """The speed layer as tarmac.yaml configures it: replaying silver's events of the local days
     start..end, or reading the Redis stream from its first entry (and, with `follow`, waiting for
     more), into the configured online store."""
-    from tarmac.online.events import RedisEventStream, replay_silver, to_us
-    from tarmac.online.retrieval import open_online_store
-    from tarmac.settings.loader import load_settings
-
     online = (online or load_settings().online).with_environment()
     paths = paths or TarmacPaths.from_env()
     store = open_online_store(online, paths)

@@ -26,6 +26,8 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 import dagster as dg
 import yaml
 
+from tarmac.orchestration.recovery import default_instance_config
+
 LOCK_FILE = ".tarmac-instance.lock"
 
 
@@ -118,7 +120,6 @@ def dagster_instance() -> Iterator[dg.DagsterInstance]:
             config_file = Path(home) / "dagster.yaml"
             if not config_file.exists():
                 # without it Dagster runs with no warehouse pool: two writers would meet on DuckDB's lock
-                from tarmac.orchestration.recovery import default_instance_config
 
                 config_file.write_text(default_instance_config(), encoding="utf-8")
                 print(f"{config_file}: written with the project's default instance settings "

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from tarmac.paths import PROJECT_ROOT
+
 PROCESS_TAG = "tarmac/process"
 INVOCATION_TAG = "tarmac/invocation"
 UNFINISHED = [
@@ -137,8 +139,6 @@ def recover_dead_runs(instance: dg.DagsterInstance, log: Callable[[str], None] =
 
 def default_instance_config() -> str:
     """The project's local dagster.yaml: the warehouse pool, the run queue, run monitoring."""
-    from tarmac.paths import PROJECT_ROOT
-
     return (PROJECT_ROOT / ".dagster" / "dagster.yaml").read_text(encoding="utf-8")
 
 
