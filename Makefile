@@ -20,11 +20,12 @@ START ?= 2013-01-01
 END ?= 2013-12-31
 PYTEST_WORKERS ?= 2
 
-.PHONY: help uv setup manifest instance landing backfill validate run replay test bench mlflow serve screenshot clean
+.PHONY: help uv setup manifest instance landing backfill lint validate run replay test test-fast bench mlflow serve screenshot clean
 
 help:
 	@echo "make run                       set up, land 2013, materialize it, serve the UI on 127.0.0.1:3000"
-	@echo "make test                      set up and run the whole test suite"
+	@echo "make test                      set up, lint, validate the definitions and run the whole test suite"
+	@echo "make test-fast                 lint and the tests that materialize no pipeline (about a minute)"
 	@echo "make backfill START=.. END=..  land and materialize a range of days headlessly"
 	@echo "make replay [SECONDS_PER_DAY=60] play 2013 back one landing day at a time; sensors drive the pipeline"
 	@echo "make mlflow                    the MLflow UI (models, versions, the champion) on 127.0.0.1:5000"
@@ -53,8 +54,15 @@ instance: setup
 landing: setup
 	$(RUN) python -m tools.cli landing --all
 
+# ruff (the project's rules in pyproject.toml) and import-linter (its layers: tools > definitions >
+# sensors > assets > resources > the tarmac library; serving on the library alone; no cycles).
+lint: setup
+	$(RUN) ruff check .
+	$(RUN) lint-imports
+
+# Loads the definitions as the webserver and daemon do ([tool.dg] in pyproject.toml).
 validate: manifest
-	$(RUN) dagster definitions validate -w workspace.yaml
+	$(RUN) dg check defs --no-check-yaml
 
 backfill: manifest
 	$(RUN) python -m tools.cli backfill --start $(START) --end $(END)
@@ -63,16 +71,20 @@ backfill: manifest
 # already loaded, so nothing is launched twice.
 run: manifest instance
 	$(RUN) python -m tools.cli backfill --start 2013-01-01 --end 2013-12-31 --skip-if-materialized
-	$(RUN) dagster dev -w workspace.yaml --host 127.0.0.1 --port 3000
+	$(RUN) dg dev --no-check-yaml --host 127.0.0.1 --port 3000
 
 # Plays 2013 back into an empty landing zone while the UI, daemon and sensors run: watch each day
 # arrive, load and propagate (stop with Ctrl-C; `make clean` starts over).
 replay: manifest instance
 	$(RUN) python -m tools.cli replay $(if $(SECONDS_PER_DAY),--seconds-per-day $(SECONDS_PER_DAY)) &
-	$(RUN) dagster dev -w workspace.yaml --host 127.0.0.1 --port 3000
+	$(RUN) dg dev --no-check-yaml --host 127.0.0.1 --port 3000
 
-test: validate
+test: lint validate
 	$(RUN) pytest -n $(PYTEST_WORKERS) -p no:cacheprovider
+
+# The inner loop: no test that materializes the pipeline (marked `pipeline`, see tests/conftest.py).
+test-fast: lint manifest
+	$(RUN) pytest -n $(PYTEST_WORKERS) -p no:cacheprovider -m "not pipeline"
 
 # Figures, not pass/fail, never part of `make test`: the pipeline against its floor (one DuckDB
 # script) for the year at SF=1 and SF=10, one day's fixed and incremental cost, the checks' share,
