@@ -25,7 +25,7 @@ REFERENCE_DATASETS = ("planes", "airports", "airlines")
 
 @dataclass(frozen=True)
 class TarmacPaths:
-    """The data directory's layout (SPEC §5)."""
+    """The data directory's layout (docs/design.md#data-directory)."""
 
     data_dir: Path
 

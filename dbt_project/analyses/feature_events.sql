@@ -1,7 +1,8 @@
-{#- The speed layer's embedded stream: SPEC §3's events from silver, by the macros the batch
-    features are computed with, in event-time order. The caller provides `replay_window` (one row:
-    start_ts, end_ts timestamptz) on a read-only connection and gets the events with a time in
-    (start_ts, end_ts]. Compiled at set-up (`make manifest`), so the SQL holds no dates.
+{#- The speed layer's embedded stream: the feature events (docs/design.md#features) from silver,
+    by the macros the batch features are computed with, in event-time order. The caller provides
+    `replay_window` (one row: start_ts, end_ts timestamptz) on a read-only connection and gets the
+    events with a time in (start_ts, end_ts]. Compiled at set-up (`make manifest`), so the SQL
+    holds no dates.
     A departure can leave up to two days after its local scheduled date, and a local date is one
     day off UTC at most: the flights read start three days before the window. -#}
 {%- set flights_filter -%}

@@ -1,6 +1,7 @@
-{#- SPEC §3's events, defined once for the batch features (point_in_time_features) and for the
-    speed layer's replay of silver (the analysis feature_events): a departure is an event at dep_ts,
-    a cancellation an event at the scheduled departure, a weather observation an event at obs_ts. -#}
+{#- The feature events (docs/design.md#features), defined once for the batch features
+    (point_in_time_features) and for the speed layer's replay of silver (the analysis
+    feature_events): a departure is an event at dep_ts, a cancellation an event at the scheduled
+    departure, a weather observation an event at obs_ts. -#}
 {% macro departure_events(flights) -%}
     select origin, dest, carrier, dep_ts as event_ts, dep_delay::double as dep_delay
     from {{ flights }}

@@ -1,9 +1,10 @@
-{#- SPEC §3: every feature of a target flight as of its prediction_ts p, from events at or before p;
-    rolling windows are (p - w, p] (see the as_of_window macro). The rolling windows and the weather
-    features are generated from the feature registry (feature_registry.sql), as the speed layer's
-    are; the flight's and the plane's own attributes are the columns below. One definition for both consumers:
-    gold.flight_features (the partition's flights at sched_dep_ts - horizon) and the offline store
-    (any flights at any as-of times, through the analysis of the same name).
+{#- Every feature of a target flight as of its prediction_ts p, from events at or before p
+    (docs/design.md#features); rolling windows are (p - w, p] (see the as_of_window macro). The
+    rolling windows and the weather features are generated from the feature registry
+    (feature_registry.sql), as the speed layer's are; the flight's and the plane's own attributes
+    are the columns below. One definition for both consumers: gold.flight_features (the
+    partition's flights at sched_dep_ts - horizon) and the offline store (any flights at any as-of
+    times, through the analysis of the same name).
 
     targets: a select of flight_id (unique), flight_date, year, month, hour, carrier, origin, dest,
         tailnum, distance, sched_dep_ts and prediction_ts.

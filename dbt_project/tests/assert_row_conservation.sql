@@ -1,7 +1,8 @@
 {{ config(meta={"dagster": {"ref": {"name": "silver_load_audit"}}}) }}
-{#- SPEC §2, per partition: bronze rows = silver rows + quarantined rows + duplicates dropped,
-    counted from the tables themselves, not from the audit's own bookkeeping. Only the run's own
-    window: another run may have landed bronze for its days and not yet built their silver. -#}
+{#- Row conservation per partition (docs/design.md#layers): bronze rows = silver rows +
+    quarantined rows + duplicates dropped, counted from the tables themselves, not from the audit's
+    own bookkeeping. Only the run's own window: another run may have landed bronze for its days and
+    not yet built their silver. -#}
 with bronze as (
     select landing_date, 'flights' as dataset, count(*) as n from {{ ref("bronze_flights") }} group by all
     union all

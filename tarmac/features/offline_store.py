@@ -66,7 +66,8 @@ class OfflineStore:
                 {"flight_id": flights["flight_id"], "as_of_ts": flights["sched_dep_ts"] - pd.Timedelta(minutes=horizon)}
             )
             features = self._retrieve(con, requests)
-        # cancelled and diverted flights have no label: scored, never trained on (SPEC §3)
+        # cancelled and diverted flights have no label: scored, never trained on
+        # (docs/design.md#features)
         labelled = features[features["is_delayed"].notna()].reset_index(drop=True)
         return labelled.astype({"is_delayed": bool})
 

@@ -1,4 +1,4 @@
-"""The feature registry: one declarative definition per SPEC §3 feature.
+"""The feature registry: one declarative definition per feature (docs/design.md#features).
 
 The definitions live beside the columns that compute them, in the `meta.feature` blocks of
 `gold_flight_features` in `dbt_project/models/gold/_gold.yml`, so dbt's docs, the gold contract,

@@ -1,4 +1,4 @@
-"""The speed layer's input: SPEC §3's events in event-time order.
+"""The speed layer's input: the feature events (docs/design.md#features) in event-time order.
 
 Two streams carry them. The embedded default replays silver through the dbt analysis
 `feature_events`, which builds events with the same macros as the batch features; the production

@@ -1,5 +1,6 @@
-"""The speed layer: SPEC §3's rolling windows and latest weather, kept incrementally from a stream
-of events in event-time order, and emitted as a step function of event time.
+"""The speed layer (docs/design.md#online): the features' rolling windows and latest weather, kept
+incrementally from a stream of events in event-time order, and emitted as a step function of
+event time.
 
 Everything is read from the feature registry: which event source feeds a feature, its entity key,
 its aggregation and its window. Features that share (source, entity, window) share one state.

@@ -1,4 +1,5 @@
-"""The six checks of SPEC §4, evaluated for one table and one partition day.
+"""The six data-quality checks (docs/design.md#checks), evaluated for one table and one
+partition day.
 
 Each evaluator returns an `Outcome`: the severity the settings give the measured numbers, the
 numbers themselves (recorded in the monitoring table) and metadata for the UI. Thresholds come
@@ -347,7 +348,8 @@ def correlation(
         evaluated = n >= config.min_rows and n_ref >= config.min_rows and r_day is not None and r_ref is not None
         delta = abs(r_day - r_ref) if evaluated else None
         deltas[f"{a}~{b}"] = {"r": r_day, "r_reference": r_ref, "abs_delta": delta, "n": n, "n_ref": n_ref}
-    # correlation changes are medium severity (SPEC §4): they warn, whatever their size
+    # correlation changes are medium severity (docs/design.md#checks): they warn, whatever
+    # their size
     severity: Severity = "warn" if any(config.max_abs_delta.severity(d["abs_delta"]) != "ok" for d in deltas.values()) else "ok"
     largest = max((d["abs_delta"] or 0 for d in deltas.values()), default=0)
     return Outcome(

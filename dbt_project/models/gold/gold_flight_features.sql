@@ -1,8 +1,9 @@
 {{ partitioned_config("flight_date") }}
 {{ config(alias="flight_features") }}
-{#- SPEC §3's features of the partition's flights as of prediction_ts = sched_dep_ts - horizon (the
-    point_in_time_features macro, shared with the offline store). The look-back of each silver
-    input is in this model's meta, so Dagster's partition mapping says the same thing. -#}
+{#- The features (docs/design.md#features) of the partition's flights as of prediction_ts =
+    sched_dep_ts - horizon (the point_in_time_features macro, shared with the offline store). The
+    look-back of each silver input is in this model's meta, so Dagster's partition mapping says
+    the same thing. -#}
 {%- set lookback = model.config.meta.get("partition_lookback_days", {}) if execute else {} -%}
 {%- set horizon = var("prediction_horizon_minutes") | int -%}
 {%- set targets -%}

@@ -1,7 +1,7 @@
 {{ partitioned_config("flight_date") }}
 {{ config(alias="training_set") }}
-{#- Features plus the label, for flights whose label is known (SPEC §3): cancelled and diverted
-    flights have no arr_delay and are scored but never trained on. -#}
+{#- Features plus the label, for flights whose label is known (docs/design.md#features):
+    cancelled and diverted flights have no arr_delay and are scored but never trained on. -#}
 
 select
     f.* exclude (load_id, computed_at),

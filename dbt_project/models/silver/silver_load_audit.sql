@@ -1,6 +1,6 @@
 {{ partitioned_config("landing_date") }}
 {{ config(alias="load_audit") }}
-{#- Row conservation per partition and dataset (SPEC §2):
+{#- Row conservation per partition and dataset (docs/design.md#layers):
     bronze_rows = silver_rows + quarantined_rows + duplicates_dropped. -#}
 
 {% for dataset in ["flights", "weather"] %}
