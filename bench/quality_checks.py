@@ -15,10 +15,9 @@ from collections import defaultdict
 import dagster as dg
 import ibis
 
-from assets.quality.checks import DAILY_CHECKS, CheckResources, evaluate_days
+from assets.quality.checks import DAILY_CHECKS, CheckInputs, evaluate_days
 from resources.config import TarmacConfig
 from resources.model_registry import ModelRegistryResource
-from resources.warehouse import WarehouseResource
 from tarmac.quality.contracts import GoldFlightFeatures
 from tarmac.warehouse import read_only
 
@@ -28,7 +27,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=0, help="only the first N days (0: all)")
     args = parser.parse_args()
     config = TarmacConfig()  # the environment's data dir and settings, as a check step gets them
-    inputs = CheckResources(config, WarehouseResource(config=config), ModelRegistryResource(config=config)).inputs()
+    inputs = CheckInputs.from_resources(config, ModelRegistryResource(config=config))
     with read_only(inputs.paths.warehouse) as con:
         days = [d.isoformat() for (d,) in con.execute(
             "select distinct flight_date from gold.flight_features order by 1").fetchall()]

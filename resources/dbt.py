@@ -43,51 +43,43 @@ class DbtBuildResource(dg.ConfigurableResource):
 
     @contextmanager
     def build(self, context: dg.AssetExecutionContext, run_vars: Mapping[str, str]) -> Iterator[DbtCliInvocation]:
-        with dbt_build(self.cli, self.warehouse, context, run_vars) as invocation:
-            yield invocation
+        """`dbt build` of the context's selection, with the run's values in the environment (not in
+        --vars, whose every change voids dbt's partial parse) and the partial parse kept per data dir;
+        on the warehouse's working copy as one writing step: published if dbt succeeded, undone if not.
 
-
-@contextmanager
-def dbt_build(
-    dbt: DbtCliResource, warehouse: WarehouseResource, context: dg.AssetExecutionContext, run_vars: Mapping[str, str]
-) -> Iterator[DbtCliInvocation]:
-    """`dbt build` of the context's selection, with the run's values in the environment (not in
-    --vars, whose every change voids dbt's partial parse) and the partial parse kept per data dir;
-    on the warehouse's working copy as one writing step: published if dbt succeeded, undone if not.
-
-    dagster-dbt seeds each invocation's target folder with the project's partial_parse.msgpack,
-    written by `make manifest` for the default data dir; the profile names the warehouse under
-    TARMAC_DATA_DIR, so for any other data dir (a test's, a benchmark's) dbt found that file stale
-    and parsed everything, every time. The file of the last invocation on this data dir is kept
-    beside its warehouse and seeds the next one.
-    """
-    paths = warehouse.config.paths
-    with warehouse.writing_step(context.log.warning) as done:
-        cached = paths.dbt_partial_parse
-        # dagster-dbt's own naming, which the benchmark's profile reads run results by
-        target = DBT_PROJECT_DIR / dbt_project.target_path / (
-            f"{context.op_execution_context.op.name}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}")
-        if cached.exists():
-            target.mkdir(parents=True, exist_ok=True)
-            shutil.copy(cached, target / PARTIAL_PARSE)
-        environment = {RUN_VAR_PREFIX + name.upper(): str(value) for name, value in run_vars.items()}
-        environment["TARMAC_DATA_DIR"] = str(paths.data_dir)  # what the profile reads
-        # dagster-dbt hands the dbt process its environment as cli() starts it; `buildable`: a test
-        # that reads several layers (row conservation) runs with the last of them
-        with _environment(environment):
-            invocation = dbt.cli(["build", "--indirect-selection", "buildable"], context=context,
-                                 raise_on_error=False, target_path=target)
-        try:
-            yield invocation
-            # published if dbt succeeded, undone if not: the layer's models commit together
-            done(invocation.is_successful())
-        finally:
-            written = target / PARTIAL_PARSE
-            if written.exists():
-                cached.parent.mkdir(parents=True, exist_ok=True)
-                partial = cached.with_suffix(f".{uuid.uuid4().hex[:7]}.tmp")
-                shutil.copy(written, partial)
-                os.replace(partial, cached)  # a reader sees the old file or the new one, never half
+        dagster-dbt seeds each invocation's target folder with the project's partial_parse.msgpack,
+        written by `make manifest` for the default data dir; the profile names the warehouse under
+        TARMAC_DATA_DIR, so for any other data dir (a test's, a benchmark's) dbt found that file stale
+        and parsed everything, every time. The file of the last invocation on this data dir is kept
+        beside its warehouse and seeds the next one.
+        """
+        paths = self.warehouse.config.paths
+        with self.warehouse.writing_step(context.log.warning) as done:
+            cached = paths.dbt_partial_parse
+            # dagster-dbt's own naming, which the benchmark's profile reads run results by
+            target = DBT_PROJECT_DIR / dbt_project.target_path / (
+                f"{context.op_execution_context.op.name}-{context.run.run_id[:7]}-{uuid.uuid4().hex[:7]}")
+            if cached.exists():
+                target.mkdir(parents=True, exist_ok=True)
+                shutil.copy(cached, target / PARTIAL_PARSE)
+            environment = {RUN_VAR_PREFIX + name.upper(): str(value) for name, value in run_vars.items()}
+            environment["TARMAC_DATA_DIR"] = str(paths.data_dir)  # what the profile reads
+            # dagster-dbt hands the dbt process its environment as cli() starts it; `buildable`: a test
+            # that reads several layers (row conservation) runs with the last of them
+            with _environment(environment):
+                invocation = self.cli.cli(["build", "--indirect-selection", "buildable"], context=context,
+                                          raise_on_error=False, target_path=target)
+            try:
+                yield invocation
+                # published if dbt succeeded, undone if not: the layer's models commit together
+                done(invocation.is_successful())
+            finally:
+                written = target / PARTIAL_PARSE
+                if written.exists():
+                    cached.parent.mkdir(parents=True, exist_ok=True)
+                    partial = cached.with_suffix(f".{uuid.uuid4().hex[:7]}.tmp")
+                    shutil.copy(written, partial)
+                    os.replace(partial, cached)  # a reader sees the old file or the new one, never half
 
 
 @contextmanager

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import dagster as dg
@@ -31,12 +31,10 @@ class WarehouseResource(dg.ConfigurableResource):
     def lock_timeout_seconds(self) -> float:
         return self.config.settings.warehouse.lock_timeout_seconds
 
-    @contextmanager
-    def writing_step(self, log: Callable[[str], None]) -> Iterator[Callable[[bool], None]]:
+    def writing_step(self, log: Callable[[str], None]) -> AbstractContextManager[Callable[[bool], None]]:
         """One writing step: published if it reports success, undone otherwise (see
         `tarmac.warehouse.writing_step`)."""
-        with warehouse.writing_step(self.config.paths, self.lock_timeout_seconds, log) as done:
-            yield done
+        return warehouse.writing_step(self.config.paths, self.lock_timeout_seconds, log)
 
     def writer(self, log: Callable[[str], None]) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
         """The working copy, waiting a bounded time for another writer's lock."""

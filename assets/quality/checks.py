@@ -99,6 +99,10 @@ class CheckInputs:
     def quality(self) -> QualitySettings:
         return self.settings.quality
 
+    @classmethod
+    def from_resources(cls, tarmac: TarmacConfig, model_registry: ModelRegistryResource) -> "CheckInputs":
+        return cls(tarmac.settings, tarmac.paths, score_references(model_registry.open))
+
 
 def run_days(tags: dict[str, str]) -> list[str]:
     """The local days a run covers, from its partition tags."""
@@ -148,25 +152,17 @@ def evaluate_days(
     return [evaluate_day(warehouse, con, key, check, day, inputs) for day in days]
 
 
-@dataclass(frozen=True)
-class CheckResources:
-    config: TarmacConfig
-    warehouse: WarehouseResource
-    model_registry: ModelRegistryResource
-
-    def inputs(self) -> CheckInputs:
-        return CheckInputs(self.config.settings, self.config.paths, score_references(self.model_registry.open))
-
-
 def _evaluate(
     context: dg.AssetCheckExecutionContext,
-    resources: CheckResources,
+    tarmac: TarmacConfig,
+    warehouse_resource: WarehouseResource,
+    model_registry: ModelRegistryResource,
     specs: list[dg.AssetCheckSpec],
     days: list[str | None],
 ) -> list[evaluate.Outcome]:
-    inputs = resources.inputs()
+    inputs = CheckInputs.from_resources(tarmac, model_registry)
     settings, paths = inputs.quality, inputs.paths
-    with resources.warehouse.reader() as con:
+    with warehouse_resource.reader() as con:
         warehouse = ibis.duckdb.from_connection(con.cursor())  # its own cursor: DuckDB 2 refuses interleaved results
         outcomes = [o for spec in specs for o in evaluate_days(warehouse, con, spec.asset_key, spec.name, days, inputs)]
     recorded = monitoring.record(paths.monitoring, context.run.run_id, outcomes)
@@ -244,7 +240,7 @@ def daily_checks(layer: str) -> dg.AssetChecksDefinition:
         tags = context.run.tags
         days = run_days(tags)
         selected = _selected(context, specs)
-        outcomes = _evaluate(context, CheckResources(tarmac, warehouse, model_registry), selected, days)
+        outcomes = _evaluate(context, tarmac, warehouse, model_registry, selected, days)
         yield from _report(context, selected, outcomes, per_day=PARTITION_TAG not in tags)
 
     return _checks
@@ -261,7 +257,7 @@ def reference_checks() -> dg.AssetChecksDefinition:
         model_registry: ModelRegistryResource,
     ) -> Iterator[dg.AssetCheckResult]:
         selected = _selected(context, specs)
-        outcomes = _evaluate(context, CheckResources(tarmac, warehouse, model_registry), selected, [None])
+        outcomes = _evaluate(context, tarmac, warehouse, model_registry, selected, [None])
         yield from _report(context, selected, outcomes, per_day=False)
 
     return _checks

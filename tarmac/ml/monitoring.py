@@ -29,13 +29,11 @@ SCORE_REFERENCE_TAG = "tarmac/score_reference"
 def score_references(open_registry: Callable[[], ModelRegistry]) -> Callable[[str], dict[str, list[float]]]:
     """The score histogram each model version was registered with (see training.score_histogram),
     read once per version; the registry is opened on the first read."""
-    registry: list[ModelRegistry] = []
+    registry = cache(open_registry)
 
     @cache
     def reference(version: str) -> dict[str, list[float]]:
-        if not registry:
-            registry.append(open_registry())
-        return json.loads(registry[0].get(version).tags[SCORE_REFERENCE_TAG])
+        return json.loads(registry().get(version).tags[SCORE_REFERENCE_TAG])
 
     return reference
 
