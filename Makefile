@@ -36,8 +36,10 @@ help:
 uv:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 
+# Bytecode is compiled once here: every dbt invocation, step and server is a new Python process,
+# and where PYTHONDONTWRITEBYTECODE is set each of them would otherwise compile its imports again.
 setup: uv
-	$(UV) sync --locked
+	$(UV) sync --locked --compile-bytecode
 
 # The dbt manifest is built here, never when the definitions load; so is the SQL of the analyses
 # the feature store runs (point_in_time_features for the offline store, feature_events for the
@@ -80,7 +82,7 @@ replay: manifest instance
 	$(RUN) dg dev --no-check-yaml --host 127.0.0.1 --port 3000
 
 test: lint validate
-	$(RUN) pytest -n $(PYTEST_WORKERS) -p no:cacheprovider
+	$(RUN) pytest -n $(PYTEST_WORKERS) -p no:cacheprovider --durations=25
 
 # The inner loop: no test that materializes the pipeline (marked `pipeline`, see tests/conftest.py).
 test-fast: lint manifest

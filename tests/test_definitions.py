@@ -61,3 +61,22 @@ def test_column_schemas_are_rendered_from_the_contracts():
     assert wind.type == "float64" and wind.constraints.nullable
     assert "less_than_or_equal_to(200)" in wind.constraints.other  # silver's domain bound
     assert wind.description == "mph."  # from the dbt YAML
+
+
+def test_the_dbt_resource_overrides_hooks_dagster_dbt_still_calls():
+    """TarmacDbtCli replaces two private hooks of dagster-dbt's resource (the version probe and the
+    adapter it builds per invocation): if an upgrade renames them, this fails instead of the
+    override silently doing nothing."""
+    import inspect
+
+    import dbt.version
+    from dagster_dbt import DbtCliResource
+
+    from resources.dbt import TarmacDbtCli, dbt_cli
+
+    cli_source = inspect.getsource(DbtCliResource.cli)
+    assert "self._cli_version" in cli_source and "self._initialize_dbt_core_adapter(" in cli_source
+    resource = dbt_cli()
+    assert isinstance(resource, TarmacDbtCli)
+    assert str(resource._cli_version) == dbt.version.__version__
+    assert resource._initialize_dbt_core_adapter(["build"]) is None
