@@ -82,11 +82,11 @@ replay: manifest instance
 	$(RUN) dg dev --no-check-yaml --host 127.0.0.1 --port 3000
 
 test: lint validate
-	$(RUN) pytest -n $(PYTEST_WORKERS) -p no:cacheprovider --durations=25
+	$(RUN) pytest -n $(PYTEST_WORKERS) -p no:cacheprovider --dist loadgroup --durations=25
 
 # The inner loop: no test that materializes the pipeline (marked `pipeline`, see tests/conftest.py).
 test-fast: lint manifest
-	$(RUN) pytest -n $(PYTEST_WORKERS) -p no:cacheprovider -m "not pipeline"
+	$(RUN) pytest -n $(PYTEST_WORKERS) -p no:cacheprovider --dist loadgroup -m "not pipeline"
 
 # Figures, not pass/fail, never part of `make test`: the pipeline against its floor (one DuckDB
 # script) for the year at SF=1 and SF=10, one day's fixed and incremental cost, the checks' share,

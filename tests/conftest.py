@@ -8,6 +8,8 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -21,6 +23,7 @@ from tarmac.days import days_between
 from tarmac.dbt_project import manifest_path
 from tarmac.orchestration.instance import redact_url
 from tarmac.paths import PROJECT_ROOT, TarmacPaths
+from tests.scenario import FIRST_DAY, LAST_DAY, land_scenario
 from tools.dagster_dev import DagsterDev
 from tools.landing import fill_landing_zone
 from tools.pipeline import materialize_days
@@ -125,15 +128,36 @@ def pytest_configure(config: pytest.Config) -> None:
     manifest_path()  # a clear error up front if set-up did not build the manifest
 
 
+# Days materialized once per session for the tests that only read them (see `real_days`).
+SHARED_FIXTURES = {"real_days", "scenario_days"}
 # Tests that use these fixtures materialize the pipeline; the others that do are marked by hand.
-PIPELINE_FIXTURES = {"run_days", "dagster_dev"}
+PIPELINE_FIXTURES = {"run_days", "dagster_dev", *SHARED_FIXTURES}
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark `pipeline` every test that materializes the pipeline (what `make test-fast` leaves out)."""
+    """Mark `pipeline` every test that materializes the pipeline (what `make test-fast` leaves out),
+    and put the readers of each shared materialization in one xdist group, so that one worker
+    builds it once (`--dist loadgroup`)."""
     for item in items:
-        if PIPELINE_FIXTURES & set(getattr(item, "fixturenames", ())):
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if PIPELINE_FIXTURES & fixtures:
             item.add_marker(pytest.mark.pipeline)
+        for name in sorted(SHARED_FIXTURES & fixtures):
+            item.add_marker(pytest.mark.xdist_group(name))
+
+
+@pytest.hookimpl(trylast=True)  # after pytest-xdist has added the groups to the node ids
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Under `--dist loadgroup`, a grouped test's id ends in @group, by which xdist sends the group to
+    one worker: if a pytest or xdist upgrade loses that, every worker would build the shared days
+    again, silently; stop instead."""
+    if not session.config.getoption("loadgroup", default=False):
+        return
+    lost = [i.nodeid for i in session.items if i.get_closest_marker("xdist_group") and "@" not in i.nodeid]
+    if lost:
+        raise pytest.UsageError(f"--dist loadgroup did not group {len(lost)} tests (first: {lost[0]}): "
+                                "check the pytest and pytest-xdist versions")
 
 
 @pytest.fixture
@@ -192,23 +216,88 @@ def land(paths: TarmacPaths) -> Callable[[str, str], None]:
     return _land
 
 
+def materialize(instance: dg.DagsterInstance, start: str, end: str, expect_success: bool = True) -> list[dg.ExecuteInJobResult]:
+    """Materialize every asset for start..end (both included), as `make backfill` does; with
+    `expect_success`, fail the test if a run fails, naming its errors."""
+    results = materialize_days(start, end, instance)
+    if expect_success:
+        failed = [r for r in results if not r.success]
+        assert not failed, f"run {failed[0].run_id} failed: " + "; ".join(
+            str(e.event_specific_data.error.message)
+            for r in failed
+            for e in r.all_events
+            if e.is_failure and getattr(e.event_specific_data, "error", None)
+        )
+    return results
+
+
 @pytest.fixture
 def run_days(instance: dg.DagsterInstance) -> Callable[..., list[dg.ExecuteInJobResult]]:
     """Materialize every asset for start..end (both included); fails the test if a run fails."""
 
     def _run(start: str, end: str, expect_success: bool = True) -> list[dg.ExecuteInJobResult]:
-        results = materialize_days(start, end, instance)
-        if expect_success:
-            failed = [r for r in results if not r.success]
-            assert not failed, f"run {failed[0].run_id} failed: " + "; ".join(
-                str(e.event_specific_data.error.message)
-                for r in failed
-                for e in r.all_events
-                if e.is_failure and getattr(e.event_specific_data, "error", None)
-            )
-        return results
+        return materialize(instance, start, end, expect_success)
 
     return _run
+
+
+@dataclass(frozen=True)
+class Materialized:
+    """Days materialized once, in a data directory and an instance of their own, with the
+    project's settings: what the tests that only read them share. A test must not write to it."""
+
+    paths: TarmacPaths
+    instance: dg.DagsterInstance
+    results: list[dg.ExecuteInJobResult]
+
+    def query(self, sql: str, params: list | None = None) -> list[tuple]:
+        with duckdb.connect(str(self.paths.warehouse), read_only=True) as con:
+            return con.execute(sql, params or []).fetchall()
+
+
+@contextmanager
+def _materialized_once(
+    factory: pytest.TempPathFactory, name: str, land: Callable[[TarmacPaths], None], ranges: list[tuple[str, str]]
+) -> Iterator[Materialized]:
+    root = factory.mktemp(name)
+    paths = TarmacPaths(root / "data")
+    paths.data_dir.mkdir()
+    land(paths)
+    home = root / "dagster_home"
+    home.mkdir()
+    with dg.instance_for_test(
+        overrides={"concurrency": {"pools": {"default_limit": 1}}}, set_dagster_home=False, temp_dir=str(home)
+    ) as instance:
+        with pytest.MonkeyPatch.context() as environment:  # only while materializing
+            environment.setenv("TARMAC_DATA_DIR", str(paths.data_dir))
+            environment.delenv("TARMAC_SETTINGS", raising=False)
+            results = [r for start, end in ranges for r in materialize(instance, start, end)]
+        yield Materialized(paths, instance, results)
+
+
+# Real days of 2013 that the read-only tests share: the 1,048 mph wind (02-12), a week of March with
+# the spring daylight-saving switch (03-10), and the autumn switch (11-03) with a departure at 2400.
+REAL_RANGES = [("2013-02-11", "2013-03-13"), ("2013-10-30", "2013-11-04")]
+
+
+@pytest.fixture(scope="session")
+def real_days(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Materialized]:
+    """REAL_RANGES of the real landing files, materialized once per session by the worker that
+    runs the tests reading them (their xdist group)."""
+
+    def land(paths: TarmacPaths) -> None:
+        for start, end in REAL_RANGES:
+            fill_landing_zone(paths, days_between(start, end))
+
+    with _materialized_once(tmp_path_factory, "real_days", land, REAL_RANGES) as materialized:
+        yield materialized
+
+
+@pytest.fixture(scope="session")
+def scenario_days(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Materialized]:
+    """The hand-built scenario of tests/scenario.py, materialized once per session."""
+    with _materialized_once(tmp_path_factory, "scenario_days", land_scenario, [(FIRST_DAY, LAST_DAY)]) as materialized:
+        yield materialized
 
 
 @pytest.fixture

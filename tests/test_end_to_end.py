@@ -11,6 +11,7 @@ One scenario per storage, as a person would live it in the UI:
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 import dagster as dg
@@ -91,11 +92,22 @@ def _layers(run: dg.DagsterRun) -> str:
     return "+".join(sorted({key.path[0] for key in run.asset_selection or ()}))
 
 
-def _let_sensors_tick(instance: dg.DagsterInstance, runs_before: int) -> None:
-    """Wait three landing and refresh sensor intervals, then insist that nothing new was launched."""
-    import time
+SENSORS = ("landing_file_sensor", "downstream_refresh_sensor")
 
-    time.sleep(3 * SENSOR_INTERVAL + 5)
+
+def _let_sensors_tick(server, instance: dg.DagsterInstance, runs_before: int) -> None:
+    """Wait until the landing and refresh sensors have each finished two ticks that began after now
+    (so one whole evaluation saw the current state), then insist that neither failed nor launched
+    anything."""
+    since = time.time()
+
+    def ticked() -> bool:
+        return all(len([t for t in server.sensor_ticks(name, since) if t["status"] != "STARTED"]) >= 2 for name in SENSORS)
+
+    wait_for("two ticks of " + " and ".join(SENSORS), ticked, timeout=12 * SENSOR_INTERVAL + 60, every=1)
+    for name in SENSORS:
+        ticks = server.sensor_ticks(name, since)
+        assert all(t["status"] != "FAILURE" and not t["runIds"] for t in ticks), (name, ticks)
     assert not instance.get_runs(filters=dg.RunsFilter(statuses=ACTIVE))
     assert len(_pipeline_runs(instance)) == runs_before
 
@@ -139,7 +151,7 @@ def test_backfill_sensors_and_propagation_against_a_running_dagster(dagster_dev)
 
     # 2. the landing sensor, started now, finds every file loaded by the backfill
     server.set_sensor("landing_file_sensor", running=True)
-    _let_sensors_tick(instance, runs_before=3)
+    _let_sensors_tick(server, instance, runs_before=3)
 
     # 3. a new day lands: the sensor materializes it
     fill_landing_zone(paths, [NEW_DAY])
@@ -148,7 +160,7 @@ def test_backfill_sensors_and_propagation_against_a_running_dagster(dagster_dev)
         assert NEW_DAY in instance.get_materialized_partitions(key), key
     (landing_run,) = [r for r in _pipeline_runs(instance) if r.tags.get(TRIGGER) == "landing"]
     assert landing_run.status == dg.DagsterRunStatus.SUCCESS
-    _let_sensors_tick(instance, runs_before=4)  # nothing downstream of 03-08 had been built yet
+    _let_sensors_tick(server, instance, runs_before=4)  # nothing downstream of 03-08 had been built yet
 
     # 4. a corrected flights file for an earlier day
     before = _latest_storage_id(instance)
@@ -159,7 +171,7 @@ def test_backfill_sensors_and_propagation_against_a_running_dagster(dagster_dev)
     lines[1] = ",".join(fields)
     flights.write_text("\n".join(lines) + "\n")
     wait_for("the correction and its refresh", lambda: _quiet(instance, 6), timeout=420)
-    _let_sensors_tick(instance, runs_before=6)
+    _let_sensors_tick(server, instance, runs_before=6)
     later = days_between("2013-03-04", NEW_DAY)
     expected = Counter(
         [(key, CORRECTED_DAY) for key in ("bronze/flights", "bronze/rejected_files", "silver/flights",

@@ -19,7 +19,7 @@ import pytest
 from tarmac.features.offline_store import OfflineStore
 from tarmac.paths import TarmacPaths
 from tests.conftest import LOAD_METADATA_COLUMNS
-from tests.test_features import EDT, FIRST_DAY, LAST_DAY, _land_scenario
+from tests.scenario import EDT, FIRST_DAY, LAST_DAY
 
 REAL_FIRST, REAL_LAST = "2013-03-04", "2013-03-11"  # New York switches to daylight saving on 03-10
 
@@ -35,17 +35,17 @@ def _assert_same(actual: pd.DataFrame, expected: pd.DataFrame, what: str = "Data
     pd.testing.assert_frame_equal(actual, expected, check_exact=False, rtol=0, atol=1e-9, obj=what)
 
 
-def test_equals_gold_at_the_default_horizon_and_builds_other_horizons(paths, land, run_days):
-    land(REAL_FIRST, REAL_LAST)
-    run_days(REAL_FIRST, REAL_LAST)
+def test_equals_gold_at_the_default_horizon_and_builds_other_horizons(real_days):
+    paths = real_days.paths
     store = OfflineStore(paths)
+    days = f"flight_date between '{REAL_FIRST}' and '{REAL_LAST}'"
 
-    gold = _frame(paths, "select * from gold.flight_features order by flight_date, flight_id")
+    gold = _frame(paths, f"select * from gold.flight_features where {days} order by flight_date, flight_id")
     assert len(gold) > 7000
     entities = gold[["flight_id", "prediction_ts"]].rename(columns={"prediction_ts": "as_of_ts"})
     _assert_same(store.get_historical_features(entities), gold)
 
-    training = _frame(paths, "select * from gold.training_set order by flight_date, flight_id")
+    training = _frame(paths, f"select * from gold.training_set where {days} order by flight_date, flight_id")
     _assert_same(store.training_set(REAL_FIRST, REAL_LAST), training)
 
     # Six hours ahead: the same labelled flights, other as-of times, other features.
@@ -144,9 +144,8 @@ def _training_row(store: OfflineStore, flight_id: str) -> dict[str, object]:
     return training[training["flight_id"] == flight_id].iloc[0].to_dict()
 
 
-def test_no_leakage_events_after_the_as_of_time_change_nothing(paths, run_days, tmp_path):
-    _land_scenario(paths)
-    run_days(FIRST_DAY, LAST_DAY)
+def test_no_leakage_events_after_the_as_of_time_change_nothing(scenario_days, tmp_path):
+    paths = scenario_days.paths
     # every flight as of 30 min, 2 h and 6 h before its departure (a flight asked at several times)
     flights = _frame(paths, "select flight_id, sched_dep_ts from silver.flights order by flight_id")
     requests = pd.concat(

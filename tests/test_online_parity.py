@@ -20,7 +20,7 @@ from tarmac.online.parity import PARITY_CHECK, parity_for_flights, replay_and_co
 from tarmac.online.retrieval import FLIGHT, PLANE, OnlineFeatures, open_online_store
 from tarmac.online.store import SqliteOnlineStore
 from tarmac.settings.loader import load_settings
-from tests.test_features import EXPECTED, FIRST_DAY, FLOAT_COLUMNS, LAST_DAY, _land_scenario
+from tests.scenario import EXPECTED, FIRST_DAY, FLOAT_COLUMNS, LAST_DAY
 
 
 def _parity_evaluations(results) -> list:
@@ -54,9 +54,8 @@ def _records_built_in_python(con: duckdb.DuckDBPyConnection) -> dict[str, dict]:
     return records
 
 
-def test_crafted_edge_cases_online_equal_gold_and_hand_arithmetic_and_a_wrong_value_shows(paths, run_days, tmp_path):
-    _land_scenario(paths)
-    results = run_days(FIRST_DAY, LAST_DAY)
+def test_crafted_edge_cases_online_equal_gold_and_hand_arithmetic_and_a_wrong_value_shows(scenario_days, tmp_path):
+    paths, results = scenario_days.paths, scenario_days.results
     # the pipeline's own parity check ran on every day, on every flight (fewer than its sample size)
     evaluations = _parity_evaluations(results)
     assert sorted(e.partition for e in evaluations) == pd.date_range(FIRST_DAY, LAST_DAY).strftime("%Y-%m-%d").tolist()
@@ -116,18 +115,14 @@ def test_crafted_edge_cases_online_equal_gold_and_hand_arithmetic_and_a_wrong_va
     assert result.mismatch_rate == pytest.approx(2 / 30)
 
 
-REAL_FIRST, REAL_LAST = "2013-07-01", "2013-07-07"
-
-
-def test_real_days_have_no_parity_mismatch(paths, land, run_days, settings):
-    """The real, dirty data (docs/design.md#data) over a week: 150 sampled flights a day (1,050)
-    equal gold exactly."""
-    settings(online__parity__sample_size=150)
-    land(REAL_FIRST, REAL_LAST)
-    results = run_days(REAL_FIRST, REAL_LAST)
-    evaluations = _parity_evaluations(results)
-    assert len(evaluations) == 7
+def test_real_days_have_no_parity_mismatch(real_days):
+    """The real, dirty data (docs/design.md#data) of every shared day: the settings' sample of
+    flights a day (150: over 5,000 flights) equal gold exactly."""
+    sample_size = load_settings().online.parity.sample_size
+    evaluations = _parity_evaluations(real_days.results)
+    days = {d for (d,) in real_days.query("select distinct flight_date::varchar from gold.flight_features")}
+    assert sorted(e.partition for e in evaluations) == sorted(days) and len(days) == 37
     compared = sum(e.metadata["flights_compared"].value for e in evaluations)
     mismatched = sum(e.metadata["flights_mismatched"].value for e in evaluations)
-    assert (compared, mismatched) == (1050, 0), [e.description for e in evaluations if not e.passed]
+    assert (compared, mismatched) == (sample_size * len(days), 0), [e.description for e in evaluations if not e.passed]
     assert all(e.passed for e in evaluations)

@@ -39,9 +39,8 @@ def metrics(paths, sql: str, params: list) -> list[tuple]:
         return con.execute(sql, params).fetchall()
 
 
-def test_real_data_the_1048_mph_wind_is_caught_and_null_rates_are_recorded(paths, land, run_days):
-    land("2013-02-11", "2013-02-12")
-    results = run_days("2013-02-11", "2013-02-12")
+def test_real_data_the_1048_mph_wind_is_caught_and_null_rates_are_recorded(real_days):
+    paths, results = real_days.paths, real_days.results
 
     ranges = evaluations(results, "silver/weather", "value_ranges")
     windy = ranges["2013-02-12"]
@@ -55,11 +54,15 @@ def test_real_data_the_1048_mph_wind_is_caught_and_null_rates_are_recorded(paths
     rows = metrics(
         paths,
         "select partition_date::varchar, value from check_metrics where asset_key = 'silver/weather' "
-        "and check_name = 'missing_values' and metric = 'null_rate:wind_speed' order by 1",
+        "and check_name = 'missing_values' and metric = 'null_rate:wind_speed' "
+        "and partition_date between '2013-02-11' and '2013-02-12' order by 1",
         [],
     )
     assert [d for d, _ in rows] == ["2013-02-11", "2013-02-12"]
     assert rows[1][1] == pytest.approx(1 / 72)  # the nulled 1,048 mph reading, out of 72 observations
+    recorded = metrics(paths, "select count(distinct partition_date) from check_metrics "
+                              "where asset_key = 'silver/weather' and metric = 'null_rate:wind_speed'", [])
+    assert recorded == real_days.query("select count(distinct obs_date) from silver.weather")
     checks = {c for (c,) in metrics(paths, "select distinct check_name from check_metrics", [])}
     assert checks == {"schema", "freshness", "missing_values", "value_ranges", "drift", "correlation",
                       "training_serving_parity"}

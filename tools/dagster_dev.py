@@ -112,6 +112,16 @@ class DagsterDev:
         )["stopSensor"]
         assert data["__typename"] == "StopSensorMutationResult", data
 
+    def sensor_ticks(self, name: str, after: float) -> list[dict[str, Any]]:
+        """The sensor's ticks that started after `after` (a Unix time), newest first: status,
+        timestamp, runIds and the error message, as the sensor's page in the UI lists them."""
+        selector = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "sensorName": name}
+        return self.graphql(
+            "query($s: SensorSelector!, $after: Float) { sensorOrError(sensorSelector: $s) { ... on Sensor { "
+            "sensorState { ticks(afterTimestamp: $after, limit: 50) { status timestamp runIds error { message } } } } } }",
+            {"s": selector, "after": after},
+        )["sensorOrError"]["sensorState"]["ticks"]
+
     def launch_backfill(self, partitions_by_assets: list[dict[str, Any]], title: str) -> str:
         data = self.graphql(
             "mutation($p: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $p) { __typename "
