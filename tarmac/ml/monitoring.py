@@ -17,7 +17,6 @@ from functools import cache
 import dagster as dg
 import duckdb
 import numpy as np
-from sklearn.metrics import roc_auc_score
 
 from tarmac.ml.registry import ModelRegistry
 from tarmac.quality.evaluate import Outcome, worst
@@ -81,6 +80,9 @@ def model_performance(
         notes.append(f"scored by several versions {versions}: drift not measured")
     y = labelled["is_delayed"].astype(bool).to_numpy(dtype=int)
     if len(labelled) >= settings.min_labelled and 0 < y.sum() < len(y):
+        # scikit-learn takes about 1 s to import: not in every process that loads the definitions
+        from sklearn.metrics import roc_auc_score
+
         p = labelled["delay_probability"].to_numpy(dtype=float)
         metrics["roc_auc"] = float(roc_auc_score(y, p))
         metrics["calibration_error"] = float(p.mean() - y.mean())
