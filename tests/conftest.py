@@ -189,10 +189,14 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     return _settings
 
 
+# As .dagster/dagster.yaml: the `duckdb_warehouse` pool admits one writer.
+ONE_WRITER = {"concurrency": {"pools": {"default_limit": 1}}}
+
+
 @pytest.fixture
 def instance(tmp_path: Path) -> Iterator[dg.DagsterInstance]:
     """A persistent instance whose `duckdb_warehouse` pool admits one writer, as dagster.yaml does."""
-    with dg.instance_for_test(overrides={"concurrency": {"pools": {"default_limit": 1}}}) as inst:
+    with dg.instance_for_test(overrides=ONE_WRITER) as inst:
         yield inst
 
 
@@ -241,6 +245,12 @@ def run_days(instance: dg.DagsterInstance) -> Callable[..., list[dg.ExecuteInJob
     return _run
 
 
+def read_warehouse(paths: TarmacPaths, sql: str, params: list | None = None) -> list[tuple]:
+    """The rows of a query on the warehouse's published snapshot, opened read-only."""
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        return con.execute(sql, params or []).fetchall()
+
+
 @dataclass(frozen=True)
 class Materialized:
     """Days materialized once, in a data directory and an instance of their own, with the
@@ -251,8 +261,7 @@ class Materialized:
     results: list[dg.ExecuteInJobResult]
 
     def query(self, sql: str, params: list | None = None) -> list[tuple]:
-        with duckdb.connect(str(self.paths.warehouse), read_only=True) as con:
-            return con.execute(sql, params or []).fetchall()
+        return read_warehouse(self.paths, sql, params)
 
 
 @contextmanager
@@ -266,7 +275,7 @@ def _materialized_once(
     home = root / "dagster_home"
     home.mkdir()
     with dg.instance_for_test(
-        overrides={"concurrency": {"pools": {"default_limit": 1}}}, set_dagster_home=False, temp_dir=str(home)
+        overrides=ONE_WRITER, set_dagster_home=False, temp_dir=str(home)
     ) as instance:
         with pytest.MonkeyPatch.context() as environment:  # only while materializing
             environment.setenv("TARMAC_DATA_DIR", str(paths.data_dir))
@@ -305,8 +314,7 @@ def query(paths: TarmacPaths) -> Callable[[str], list[tuple]]:
     """Run a query against the warehouse, read-only."""
 
     def _query(sql: str, params: list | None = None) -> list[tuple]:
-        with duckdb.connect(str(paths.warehouse), read_only=True) as con:
-            return con.execute(sql, params or []).fetchall()
+        return read_warehouse(paths, sql, params)
 
     return _query
 

@@ -43,6 +43,10 @@ def wait_for(what: str, probe: Callable[[], T], timeout: float, every: float = 2
         time.sleep(every)
 
 
+def _sensor_selector(name: str) -> dict[str, str]:
+    return {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "sensorName": name}
+
+
 class DagsterDev:
     """`dagster dev` on a free 127.0.0.1 port with its own DAGSTER_HOME and data directory."""
 
@@ -93,7 +97,7 @@ class DagsterDev:
         wait_for("the code location to load", loaded, timeout)
 
     def set_sensor(self, name: str, running: bool) -> None:
-        selector = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "sensorName": name}
+        selector = _sensor_selector(name)
         if running:
             data = self.graphql(
                 "mutation($s: SensorSelector!) { startSensor(sensorSelector: $s) { __typename "
@@ -115,7 +119,7 @@ class DagsterDev:
     def sensor_ticks(self, name: str, after: float) -> list[dict[str, Any]]:
         """The sensor's ticks that started after `after` (a Unix time), newest first: status,
         timestamp, runIds and the error message, as the sensor's page in the UI lists them."""
-        selector = {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "sensorName": name}
+        selector = _sensor_selector(name)
         return self.graphql(
             "query($s: SensorSelector!, $after: Float) { sensorOrError(sensorSelector: $s) { ... on Sensor { "
             "sensorState { ticks(afterTimestamp: $after, limit: 50) { status timestamp runIds error { message } } } } } }",
