@@ -220,10 +220,13 @@ def land(paths: TarmacPaths) -> Callable[[str, str], None]:
     return _land
 
 
-def materialize(instance: dg.DagsterInstance, start: str, end: str, expect_success: bool = True) -> list[dg.ExecuteInJobResult]:
-    """Materialize every asset for start..end (both included), as `make backfill` does; with
-    `expect_success`, fail the test if a run fails, naming its errors."""
-    results = materialize_days(start, end, instance)
+def materialize(
+    instance: dg.DagsterInstance, start: str, end: str, expect_success: bool = True, resources: dict | None = None
+) -> list[dg.ExecuteInJobResult]:
+    """Materialize every asset for start..end (both included), as `make backfill` does, with the
+    definitions' resources or some `resources` in their place; with `expect_success`, fail the test
+    if a run fails, naming its errors."""
+    results = materialize_days(start, end, instance, resources=resources)
     if expect_success:
         failed = [r for r in results if not r.success]
         assert not failed, f"run {failed[0].run_id} failed: " + "; ".join(
@@ -239,8 +242,8 @@ def materialize(instance: dg.DagsterInstance, start: str, end: str, expect_succe
 def run_days(instance: dg.DagsterInstance) -> Callable[..., list[dg.ExecuteInJobResult]]:
     """Materialize every asset for start..end (both included); fails the test if a run fails."""
 
-    def _run(start: str, end: str, expect_success: bool = True) -> list[dg.ExecuteInJobResult]:
-        return materialize(instance, start, end, expect_success)
+    def _run(start: str, end: str, expect_success: bool = True, resources: dict | None = None) -> list[dg.ExecuteInJobResult]:
+        return materialize(instance, start, end, expect_success, resources)
 
     return _run
 

@@ -65,7 +65,8 @@ def test_column_schemas_are_rendered_from_the_contracts():
 
 def test_the_dbt_resource_overrides_hooks_dagster_dbt_still_calls():
     """TarmacDbtCli replaces two private hooks of dagster-dbt's resource (the version probe and the
-    adapter it builds per invocation): if an upgrade renames them, this fails instead of the
+    adapter it builds per invocation) and runs dbt in process from dagster-dbt's own pieces (and
+    dbt-duckdb's connection environment): if an upgrade renames them, this fails instead of the
     override silently doing nothing."""
     import inspect
 
@@ -80,3 +81,14 @@ def test_the_dbt_resource_overrides_hooks_dagster_dbt_still_calls():
     assert isinstance(resource, TarmacDbtCli)
     assert str(resource._cli_version) == dbt.version.__version__
     assert resource._initialize_dbt_core_adapter(["build"]) is None
+    # in process, TarmacDbtCli.cli builds the invocation as DbtCliResource.cli does, from the same
+    # helpers, with the process replaced: the helpers and the invocation's fields must still be there
+    assert "extract_runtime_selection_from_args(" in cli_source
+    assert "get_updated_cli_invocation_params_for_context(" in cli_source
+    from dagster_dbt.core.dbt_cli_invocation import DbtCliInvocation
+
+    assert {"process", "manifest", "dagster_dbt_translator", "project_dir", "target_path", "raise_on_error",
+            "cli_version", "project", "context", "adapter"} <= set(DbtCliInvocation.__dataclass_fields__)
+    from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+
+    assert hasattr(DuckDBConnectionManager, "_ENV") and hasattr(DuckDBConnectionManager, "_LOCK")

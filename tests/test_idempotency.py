@@ -1,9 +1,15 @@
 """Re-running is safe: a partition materialized again, or a range run instead of day by day,
 leaves exactly the same warehouse contents (load metadata aside)."""
 
+import json
+import os
+import subprocess
+import sys
+
 import dagster as dg
 
 from definitions import defs
+from resources.dbt import DbtBuildResource, dbt_cli
 from tarmac.days import days_between
 from tarmac.paths import DBT_PROJECT_DIR, TarmacPaths
 from tests.conftest import table_hash
@@ -27,14 +33,20 @@ def hashes(paths: TarmacPaths) -> dict[str, tuple[int, str]]:
 
 
 def test_rerunning_a_partition_changes_nothing(paths, land, run_days, query):
-    """Materializing the same day twice replaces its rows instead of adding to them."""
+    """Materializing the same day twice replaces its rows instead of adding to them; the second
+    time with dbt as a subprocess per step instead of in the step's process, to the same tables."""
     day = "2013-02-12"  # has an impossible 1,048 mph wind, so the quarantine table is not empty
     land(day, day)
     run_days(day, day)
     first = hashes(paths)
     assert all(count > 0 for count, _ in first.values()), first
+    # dbt ran in this process and let go of the working copy: another process may open it to write
+    opened = subprocess.run([sys.executable, "-c", "import duckdb, sys; duckdb.connect(sys.argv[1]).close()",
+                             str(paths.warehouse_writer)], capture_output=True, text=True)
+    assert opened.returncode == 0, opened.stderr
 
-    reference_run, daily_run = run_days(day, day)
+    subprocess_dbt = DbtBuildResource(cli=dbt_cli(in_process=False), warehouse=defs.resources["warehouse"])
+    reference_run, daily_run = run_days(day, day, resources={"dbt": subprocess_dbt})
 
     assert hashes(paths) == first
     # the run's values reach dbt through the environment (run_var): its lineage names this run
@@ -46,6 +58,9 @@ def test_rerunning_a_partition_changes_nothing(paths, land, run_days, query):
     assert len(logs) == 4  # reference, bronze, silver, gold
     reparsed = [log.parent.name for log in logs if "UnableToPartialParse" in log.read_text()]
     assert reparsed == [], reparsed
+    # each of them was a dbt process of its own
+    pids = {json.loads(log.read_text().splitlines()[0])["info"]["pid"] for log in logs}
+    assert len(pids) == 4 and os.getpid() not in pids, pids
 
 
 def test_range_run_equals_day_by_day_runs(paths, land, run_days, instance, query, tmp_path, monkeypatch):

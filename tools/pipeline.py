@@ -40,6 +40,7 @@ def materialize_days(
     log: Callable[[str], None] = lambda _: None,
     skip_materialized: bool = False,
     run_tags: dict[str, str] | None = None,
+    resources: dict[str, object] | None = None,
 ) -> list[dg.ExecuteInJobResult]:
     """Materialize every asset for the local days start..end (both included), in stages.
 
@@ -48,7 +49,8 @@ def materialize_days(
     of its time split has a training set, 4. the champion's predictions for the range. Each stage
     runs only if the one before succeeded; with `skip_materialized`, a stage whose output is
     already there is skipped. Every run carries `run_tags` (the command line's process identity,
-    by which a run whose process died is recognised and released).
+    by which a run whose process died is recognised and released); `resources` replace the
+    definitions' resources of the same names.
 
     A day whose blocking checks fail (a landing file that cannot be read, say) stops its run's
     later layers for every day of the run, since Dagster gates a step as a whole. Its run fails,
@@ -63,7 +65,7 @@ def materialize_days(
 
     def run(assets: list[dg.AssetsDefinition], tags: dict[str, str] | None = None) -> bool:
         result = dg.materialize(
-            [*assets, *checks_for(defs, assets)], instance=instance, resources=defs.resources,
+            [*assets, *checks_for(defs, assets)], instance=instance, resources={**defs.resources, **(resources or {})},
             tags={**(run_tags or {}), **(tags or {})}, raise_on_error=False,
         )
         results.append(result)
