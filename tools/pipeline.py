@@ -11,7 +11,7 @@ from assets.ml.predictions import PREDICTIONS_KEY, not_scored_days
 from assets.partitions import RANGE_END, RANGE_START
 from definitions import defs
 from tarmac.days import contiguous_ranges, days_between
-from tarmac.ml.registry import ModelRegistry
+from tarmac.ml.registry import champion_version
 from tarmac.orchestration.runs import held_back_days
 from tarmac.settings.loader import load_settings
 
@@ -102,7 +102,7 @@ def materialize_days(
         else:
             log(f"{model[0].key.to_user_string()}: not trained ({reason})")
     if scoring:
-        champion = ModelRegistry.from_settings().champion_version()
+        champion = champion_version()
         if champion is None:
             log("gold/predictions: not scored (no champion model)")
         elif skip_materialized and not (
@@ -122,7 +122,7 @@ def _model_ready(instance: dg.DagsterInstance, skip_materialized: bool) -> tuple
     missing = missing_days(instance, needed, dg.AssetKey(["gold", "training_set"]))
     if missing:
         return False, f"{len(missing)} days of its split {split.first_day}..{split.last_day} have no training set"
-    if skip_materialized and ModelRegistry.from_settings().champion_version() is not None:
+    if skip_materialized and champion_version() is not None:
         return False, "a champion exists"
     return True, ""
 

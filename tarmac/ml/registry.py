@@ -44,6 +44,16 @@ def tracking_uri(paths: TarmacPaths) -> str:
     return f"sqlite:///{paths.mlflow / 'mlflow.db'}"
 
 
+def champion_version(paths: TarmacPaths | None = None) -> str | None:
+    """The champion's version in the data directory's registry, or None. A data directory that has
+    never trained a model has no registry, and so no champion: that is answered without opening
+    one, which would import MLflow and create its database (about 5 s)."""
+    paths = paths or TarmacPaths.from_env()
+    if not (paths.mlflow / "mlflow.db").exists():
+        return None
+    return ModelRegistry.from_settings(paths).champion_version()
+
+
 class ModelRegistry:
     """One registered model in the data directory's MLflow store."""
 
