@@ -161,8 +161,8 @@ class InProcessDbt:
                 finally:
                     _release_duckdb()
                 if result.exception is not None:
-                    self._lines.put(f"dbt raised {type(result.exception).__name__}: {result.exception}".encode())
-                code = 0 if result.success else (2 if result.exception is not None else 1)
+                    raise result.exception  # an error of dbt's, not a failed node: exit code 2
+                code = 0 if result.success else 1
         except BaseException as error:
             self._lines.put(f"dbt raised {type(error).__name__}: {error}".encode())
         finally:
