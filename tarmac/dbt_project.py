@@ -24,6 +24,16 @@ def manifest_path() -> Path:
 COMPILED_ANALYSES = Path("analyses", "compiled", "tarmac", "analyses")
 # What compiled SQL is rendered from: newer sources mean it is stale.
 DBT_SOURCES = ("analyses", "macros", "models", "dbt_project.yml", "profiles.yml")
+# What dbt parses: the sources of compiled SQL and the singular data tests.
+DBT_PARSED = (*DBT_SOURCES, "tests")
+
+
+def project_state(project_dir: Path = DBT_PROJECT_DIR) -> tuple[tuple[str, int, int], ...]:
+    """Every file dbt parses in `project_dir`, with its modification time and size: equal states,
+    equal parses (the environment aside, which the project reads only while dbt executes)."""
+    files = [p for name in DBT_PARSED for p in [project_dir / name, *(project_dir / name).rglob("*")]]
+    return tuple(sorted((str(p.relative_to(project_dir)), (s := p.stat()).st_mtime_ns, s.st_size)
+                        for p in files if p.is_file()))
 
 
 def compiled_analysis(name: str) -> str:
