@@ -19,6 +19,12 @@ RUN := $(UV) run --locked
 START ?= 2013-01-01
 END ?= 2013-12-31
 PYTEST_WORKERS ?= 2
+# The tests' scratch space (their data dirs, DuckDB files and SQLite instances) goes in memory where
+# the machine has a writable /dev/shm: on disk, every event a run records in a SQLite instance is a
+# commit that waits for the disk (a 7-day run: 14.4 s on disk, 11.5 s in memory). Nothing a test
+# asserts depends on the disk; `make test TEST_TMPDIR=` keeps the scratch space on disk.
+TEST_TMPDIR ?= $(shell [ -d /dev/shm ] && [ -w /dev/shm ] && echo /dev/shm)
+PYTEST := $(if $(TEST_TMPDIR),TMPDIR=$(TEST_TMPDIR) )$(RUN) pytest -n $(PYTEST_WORKERS) -p no:cacheprovider --dist loadgroup
 
 .PHONY: help uv setup manifest instance landing backfill lint validate run replay test test-fast bench mlflow serve screenshot clean
 
@@ -82,11 +88,11 @@ replay: manifest instance
 	$(RUN) dg dev --no-check-yaml --host 127.0.0.1 --port 3000
 
 test: lint validate
-	$(RUN) pytest -n $(PYTEST_WORKERS) -p no:cacheprovider --dist loadgroup --durations=25
+	$(PYTEST) --durations=25
 
 # The inner loop: no test that materializes the pipeline (marked `pipeline`, see tests/conftest.py).
 test-fast: lint manifest
-	$(RUN) pytest -n $(PYTEST_WORKERS) -p no:cacheprovider --dist loadgroup -m "not pipeline"
+	$(PYTEST) -m "not pipeline"
 
 # Figures, not pass/fail, never part of `make test`: the pipeline against its floor (one DuckDB
 # script) for the year at SF=1 and SF=10, one day's fixed and incremental cost, the checks' share,
