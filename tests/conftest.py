@@ -344,7 +344,7 @@ def table_hash(paths: TarmacPaths, table: str) -> tuple[int, str]:
 
 
 # how often the sensors of a `dagster dev` under test tick
-SENSOR_INTERVAL = 5
+SENSOR_INTERVAL = 2
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
