@@ -157,7 +157,12 @@ class InProcessDbt:
                         self._lines.put(json.dumps(msg_to_dict(event), sort_keys=True, cls=ForgivingJSONEncoder).encode())
 
                 try:
-                    manifest, failed = _parsed_manifest(args, forward)
+                    manifest, failed, parsed = _parsed_manifest(args, forward)
+                    if not parsed:
+                        # dbt runs from the process's parse and never reads the partial parse seeded
+                        # in its target folder (written for some data dir, maybe not this one's):
+                        # it is not this invocation's to pass on as the data dir's own
+                        (Path(environment["DBT_TARGET_PATH"]) / PARTIAL_PARSE).unlink(missing_ok=True)
                     result = failed if failed is not None else dbtRunner(manifest=manifest, callbacks=[forward]).invoke(args)
                 finally:
                     _release_duckdb()
@@ -186,10 +191,11 @@ _PARSED: dict[tuple, Any] = {}
 _PROFILE_FLAGS = ("--profile", "--target", "--profiles-dir", "--project-dir")
 
 
-def _parsed_manifest(args: Sequence[str], forward: Callable[[Any], None]) -> tuple[Any, Any]:
-    """(manifest, None): the project parsed once per process and state of its files, which every
-    invocation of the process then runs from (dbt's documented reuse, `dbtRunner(manifest=...)`),
-    or (None, the failed parse's result).
+def _parsed_manifest(args: Sequence[str], forward: Callable[[Any], None]) -> tuple[Any, Any, bool]:
+    """(manifest, None, parsed): the project parsed once per process and state of its files, which
+    every invocation of the process then runs from (dbt's documented reuse, `dbtRunner(manifest=...)`),
+    or (None, the failed parse's result, True); `parsed` says whether this invocation parsed (and
+    so wrote the partial parse of its data dir in its target folder).
 
     dbt counts the profile among what a saved parse depends on, and the profile names the data
     dir's warehouse: for every data dir new to it (each test's, each benchmark's workspace) dbt
@@ -211,10 +217,11 @@ def _parsed_manifest(args: Sequence[str], forward: Callable[[Any], None]) -> tup
         loud = [lambda event: event.info.level in ("warn", "error") and forward(event)]
         parsed = dbtRunner(callbacks=loud).invoke(["parse", *(a for pair in flags for a in pair)])
         if not parsed.success:
-            return None, parsed
+            return None, parsed, True
         _PARSED.clear()  # one state at a time: an older one will not come back
         _PARSED[key] = parsed.result
-    return _PARSED[key].deepcopy(), None
+        return parsed.result.deepcopy(), None, True
+    return _PARSED[key].deepcopy(), None, False
 
 
 class _Lines:
@@ -279,8 +286,9 @@ class DbtBuildResource(dg.ConfigurableResource):
         dagster-dbt seeds each invocation's target folder with the project's partial_parse.msgpack,
         written by `make manifest` for the default data dir; the profile names the warehouse under
         TARMAC_DATA_DIR, so for any other data dir (a test's, a benchmark's) dbt found that file stale
-        and parsed everything, every time. The file of the last invocation on this data dir is kept
-        beside its warehouse and seeds the next one.
+        and parsed everything, every time. The file of the last invocation on this data dir that
+        read or wrote it is kept beside its warehouse and seeds the next one (an in-process
+        invocation that ran from the process's parse neither reads nor writes it).
         """
         paths = self.warehouse.config.paths
         with self.warehouse.writing_step(context.log.warning) as done:
