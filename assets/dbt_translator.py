@@ -10,10 +10,15 @@ from typing import Any
 
 import dagster as dg
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings
+from dagster_shared.record import replace
 
-from tarmac.features.registry import FEATURE_MODEL, feature_registry, features_fingerprint
+from assets.partitions import daily_partitions
+from tarmac.features.registry import FEATURE_MODEL, feature_registry, features_fingerprint, format_window
 from tarmac.paths import DBT_PROJECT_DIR
 from tarmac.quality.contracts import column_schema
+
+# the dbt tag of the daily models (their `partitioned_config`, dbt_project/macros/partition_window.sql)
+PARTITIONED_TAG = "partitioned"
 
 
 class TarmacDbtTranslator(DagsterDbtTranslator):
@@ -31,10 +36,13 @@ class TarmacDbtTranslator(DagsterDbtTranslator):
         metadata = dict(super().get_metadata(dbt_resource_props))
         if dbt_resource_props["resource_type"] == "model":
             descriptions = {n: c.get("description") for n, c in dbt_resource_props.get("columns", {}).items()}
+            tags = None
             if _computes_features(dbt_resource_props):  # the registry documents the columns it selects
                 registry = {n: f.description for n, f in feature_registry().items()}
                 descriptions = {**registry, **{n: d for n, d in descriptions.items() if d}}
-            schema = column_schema(self.get_asset_key(dbt_resource_props), descriptions)
+                tags = {n: {"feature_version": str(f.version), "entity": f.entity, "window": format_window(f.window),
+                            "owner": f.owner} for n, f in feature_registry().items()}
+            schema = column_schema(self.get_asset_key(dbt_resource_props), descriptions, tags)
             if schema is not None:
                 metadata["dagster/column_schema"] = schema
         return metadata
@@ -53,10 +61,34 @@ class TarmacDbtTranslator(DagsterDbtTranslator):
             return f"{version}-f{features_fingerprint()}"
         return version
 
+    def get_description(self, dbt_resource_props: Mapping[str, Any]) -> str:
+        # dagster-dbt falls back to the model's raw SQL, which reads as noise in the UI: the model's
+        # own description, or where its SQL lives
+        description = (dbt_resource_props.get("description") or "").strip()
+        if description:
+            return description
+        path = dbt_resource_props.get("original_file_path")
+        kind = dbt_resource_props["resource_type"]
+        return f"dbt {kind} `{dbt_resource_props['name']}`" + (f" (`dbt_project/{path}`)" if path else "")
+
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         if dbt_resource_props["resource_type"] == "source":
             return dbt_resource_props["source_name"]
         return dbt_resource_props["config"].get("schema")
+
+    def get_asset_check_spec(
+        self, asset_spec: dg.AssetSpec, manifest: Mapping[str, Any], unique_id: str, project: Any
+    ) -> dg.AssetCheckSpec | None:
+        # a partitioned model's tests are partitioned checks: each day of a run gets the result
+        # of the test that covered it (assets/medallion.py), and the UI shows it per day
+        spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
+        if spec is None:
+            return None
+        if not (spec.description or "").strip():
+            spec = replace(spec, description=_test_description(manifest["nodes"].get(unique_id, {})))
+        if PARTITIONED_TAG in (asset_spec.tags or {}):
+            spec = replace(spec, partitions_def=daily_partitions)
+        return spec
 
     def get_partition_mapping(
         self,
@@ -73,6 +105,16 @@ class TarmacDbtTranslator(DagsterDbtTranslator):
                 start_offset=-int(days), end_offset=0, allow_nonexistent_upstream_partitions=True
             )
         return None
+
+
+def _test_description(test: Mapping[str, Any]) -> str:
+    """What a dbt test asserts, for a test without a description: a generic test by its name and
+    column, a singular one by its file."""
+    metadata = test.get("test_metadata") or {}
+    if metadata:
+        column = (metadata.get("kwargs") or {}).get("column_name")
+        return f"dbt test `{metadata.get('name')}`" + (f" on `{column}`" if column else "")
+    return f"dbt test `{test.get('name', '?')}` (`dbt_project/{test.get('original_file_path', 'tests')}`)"
 
 
 def _computes_features(dbt_resource_props: Mapping[str, Any]) -> bool:

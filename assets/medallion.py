@@ -18,6 +18,7 @@ from dagster_dbt import dbt_assets
 
 from assets.dbt_translator import TarmacDbtTranslator
 from assets.partitions import daily_partitions
+from assets.quality.evaluations import daily_evaluations
 from resources.dbt import DbtBuildResource
 from tarmac.dbt_project import manifest_path
 from tarmac.paths import LANDING_DATASETS
@@ -29,7 +30,9 @@ LANDING_CHECKSUM = "tarmac/landing_md5"
 
 
 def _build(context: dg.AssetExecutionContext, dbt: DbtBuildResource, dbt_vars: dict[str, Any]) -> Iterator[Any]:
-    """Run `dbt build` for the selected models, then report row counts read from the warehouse.
+    """Run `dbt build` for the selected models, then report row counts read from the warehouse
+    (each day's materialization carries its day's `dagster/row_count`) and each dbt test of a
+    daily model as one result per day of the run.
 
     The counts are read from the snapshot dbt's step published. A failed build is undone as a
     whole (its step's writes are rolled back), so it reports no materialization either: the
@@ -48,9 +51,33 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtBuildResource, dbt_vars: d
     for event in events:
         key = keys[id(event)]
         if key in counts:
-            event = event.with_metadata({**event.metadata, **counts[key]})
+            metadata, per_day = counts[key]
+            event = event.with_metadata({**event.metadata, **metadata})
+            for day, rows in per_day.items():  # each day's materialization: that day's rows
+                context.add_asset_metadata({"dagster/row_count": dg.MetadataValue.int(rows)}, asset_key=key, partition_key=day)
+        if isinstance(event, dg.AssetCheckResult) and context.has_partition_key_range:
+            yield from _test_per_day(context, event, dbt_vars)
+            continue
         yield event
     _observe_landing(context, dbt.warehouse.snapshot, [k for k in keys.values() if k is not None], dbt_vars)
+
+
+def _test_per_day(
+    context: dg.AssetExecutionContext, result: dg.AssetCheckResult, dbt_vars: dict[str, Any]
+) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
+    """A dbt test of a partitioned model ran once over the run's window: every day of the window
+    gets its result, tied to the day's materialization, so no day of the test is left planned."""
+    key = dg.AssetCheckKey(result.asset_key, result.check_name)
+    spec = context.assets_def.get_spec_for_check_key(key)
+    window = f"{dbt_vars['min_date']}..{_day(datetime.fromisoformat(dbt_vars['max_date']) - timedelta(days=1))}"
+    yield from daily_evaluations(
+        context.instance, context.assets_def.get_output_name_for_asset_check_key(key), key, spec.blocking,
+        (
+            (day, result.passed, result.severity, f"dbt test over the run's days {window}",
+             {**result.metadata, "dbt_test_window": dg.MetadataValue.text(window)})
+            for day in context.partition_keys
+        ),
+    )
 
 
 def _observe_landing(

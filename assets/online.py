@@ -77,10 +77,10 @@ def online_flight_features(
                 records = flight_record_json(con, day, next_day)
                 store.put_record_json(FLIGHT, records, group=day)
                 loaded += len(records)
+                # each day's materialization carries that day's count
+                context.add_asset_metadata({"dagster/row_count": dg.MetadataValue.int(len(records))}, partition_key=day)
         metadata = {"tarmac/window": dg.MetadataValue.text(f"[{start}, {end})"),
                     "tarmac/window_row_count": dg.MetadataValue.int(loaded), **_store_metadata(store)}
-        if len(days) == 1:
-            metadata["dagster/row_count"] = dg.MetadataValue.int(loaded)
         context.log.info(f"{loaded} flights of [{start}, {end}) in the online store")
         return dg.MaterializeResult(metadata=metadata)
     finally:

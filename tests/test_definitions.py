@@ -61,6 +61,25 @@ def test_column_schemas_are_rendered_from_the_contracts():
     assert wind.type == "float64" and wind.constraints.nullable
     assert "less_than_or_equal_to(200)" in wind.constraints.other  # silver's domain bound
     assert wind.description == "mph."  # from the dbt YAML
+    # a feature's column carries the registry's version, entity, window and owner as tags
+    from tarmac.features.registry import feature_registry, format_window
+
+    features = _assets_def("gold", "flight_features").specs_by_key[dg.AssetKey(["gold", "flight_features"])]
+    columns = {c.name: c for c in features.metadata["dagster/column_schema"].columns}
+    for name, feature in feature_registry().items():
+        assert columns[name].tags == {"feature_version": str(feature.version), "entity": feature.entity,
+                                      "window": format_window(feature.window), "owner": feature.owner}, name
+
+
+def test_descriptions_read_as_text_in_the_ui():
+    """No asset or check shows dbt's raw SQL as its description, nor text the UI would take for HTML."""
+    graph = defs.get_repository_def().asset_graph
+    described = [(k.to_user_string(), graph.get(k).description or "") for k in graph.get_all_asset_keys()]
+    described += [(k.to_user_string(), graph.get_check_spec(k).description or "") for k in graph.asset_check_keys]
+    for name, description in described:
+        assert description.strip(), name
+        assert "{{" not in description and "select " not in description.lower(), (name, description[:80])
+        assert "<" not in description, (name, description)
 
 
 def test_the_dbt_resource_overrides_hooks_dagster_dbt_still_calls():

@@ -149,6 +149,10 @@ def test_backfill_sensors_and_propagation_against_a_running_dagster(dagster_dev)
         for day in days if partitioned else [None]:
             assert outcomes.get((check, day)) is True, (check.to_user_string(), day)
 
+    # and the UI shows each of them per day: every day of the backfill passed or failed in each
+    # partitioned check's Partitions view (dbt's tests included), none missing, planned or skipped
+    assert_every_day_evaluated(server, graph, pipeline, days)
+
     # 2. the landing sensor, started now, finds every file loaded by the backfill
     server.set_sensor("landing_file_sensor", running=True)
     _let_sensors_tick(server, instance, runs_before=3)
@@ -183,3 +187,23 @@ def test_backfill_sensors_and_propagation_against_a_running_dagster(dagster_dev)
     triggers = Counter(r.tags.get(TRIGGER) for r in _pipeline_runs(instance) if r.tags.get(TRIGGER))
     assert triggers == {"landing": 2, "downstream_refresh": 1}
     assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in _pipeline_runs(instance))
+    assert_every_day_evaluated(server, graph, pipeline, [*days, NEW_DAY])
+
+
+def assert_every_day_evaluated(server, graph, assets: set[dg.AssetKey], days: list[str]) -> None:
+    """The UI's partition status of every partitioned check of `assets`: each of `days` passed or
+    failed (the blocking ones passed), as the check's Partitions view shows it."""
+    checked = 0
+    for key in sorted(assets, key=str):
+        specs = {k.name: graph.get_check_spec(k) for k in graph.asset_check_keys if k.asset_key == key}
+        partitioned = {name for name, spec in specs.items() if spec.partitions_def is not None}
+        if not partitioned:
+            continue
+        statuses = server.check_partition_statuses(list(key.path))
+        assert set(statuses) == partitioned, (key, set(statuses) ^ partitioned)
+        for name, by_day in statuses.items():
+            shown = {day: by_day.get(day, "MISSING") for day in days}
+            allowed = {"SUCCEEDED"} if specs[name].blocking else {"SUCCEEDED", "FAILED"}
+            assert set(shown.values()) <= allowed, (key.to_user_string(), name, shown)
+            checked += 1
+    assert checked >= 30, checked  # the six checks' and dbt's tests on the daily tables

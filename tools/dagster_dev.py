@@ -15,6 +15,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -141,6 +142,47 @@ class DagsterDev:
             "query($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status } } }",
             {"id": backfill_id},
         )["partitionBackfillOrError"]["status"]
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        """A run as the run page reads it: job, status, origin, and whether it can be re-executed."""
+        return self.graphql(
+            "query($id: ID!) { runOrError(runId: $id) { __typename ... on Run { runId pipelineName status "
+            "hasReExecutePermission pipelineSnapshotId repositoryOrigin { repositoryLocationName repositoryName } } } }",
+            {"id": run_id},
+        )["runOrError"]
+
+    def reexecute(self, run_id: str, strategy: str = "ALL_STEPS") -> str:
+        """Re-execute a run as the run page's Re-execute button does; the new run's id."""
+        data = self.graphql(
+            "mutation($p: ReexecutionParams!) { launchRunReexecution(reexecutionParams: $p) { __typename "
+            "... on LaunchRunSuccess { run { runId } } ... on PythonError { message stack } "
+            "... on InvalidSubsetError { message } ... on RunConfigValidationInvalid { errors { message } } } }",
+            {"p": {"parentRunId": run_id, "strategy": strategy}},
+        )["launchRunReexecution"]
+        assert data["__typename"] == "LaunchRunSuccess", data
+        return data["run"]["runId"]
+
+    def check_partition_statuses(self, asset_key: list[str]) -> dict[str, dict[str, str]]:
+        """Each partitioned check of the asset, with the status of each day it has one for, as its
+        Partitions view in the UI reads them (SUCCEEDED, FAILED, IN_PROGRESS, SKIPPED,
+        EXECUTION_FAILED; a day with none is Missing)."""
+        node = self.graphql(
+            "query($k: AssetKeyInput!) { assetNodeOrError(assetKey: $k) { ... on AssetNode { assetChecksOrError { "
+            "... on AssetChecks { checks { name partitionStatuses { __typename "
+            "... on AssetCheckTimePartitionStatuses { ranges { startKey endKey status } } } } } } } } }",
+            {"k": {"path": asset_key}},
+        )["assetNodeOrError"]
+        statuses: dict[str, dict[str, str]] = {}
+        for check in node["assetChecksOrError"]["checks"]:
+            if check["partitionStatuses"] is None:  # an unpartitioned check
+                continue
+            days = statuses.setdefault(check["name"], {})
+            for span in check["partitionStatuses"].get("ranges", []):
+                day = span["startKey"]
+                while day <= span["endKey"]:
+                    days[day] = span["status"]
+                    day = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+        return statuses
 
     def log_tail(self, chars: int = 4000) -> str:
         self._log.flush()

@@ -14,7 +14,7 @@ without materializing it). `batch_scoring_sensor` scores these days once a champ
 
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime
 
 import dagster as dg
 from dagster._core.definitions.data_version import DATA_VERSION_TAG
@@ -104,8 +104,9 @@ def predictions(
         "tarmac/window_row_count": dg.MetadataValue.int(len(scored)),
         "mean_delay_probability": dg.MetadataValue.float(float(scored["delay_probability"].mean()) if len(scored) else 0.0),
     }
-    if end == _next_day(start):
-        metadata["dagster/row_count"] = dg.MetadataValue.int(len(scored))
+    per_day = scored["flight_date"].astype(str).str[:10].value_counts()
+    for day in context.partition_keys:  # each day's materialization carries that day's count
+        context.add_asset_metadata({"dagster/row_count": dg.MetadataValue.int(int(per_day.get(day, 0)))}, partition_key=day)
     yield dg.MaterializeResult(metadata=metadata)
 
 
@@ -139,7 +140,3 @@ def not_scored_days(instance: dg.DagsterInstance) -> set[str]:
         PREDICTIONS_KEY, dg.DagsterEventType.ASSET_MATERIALIZATION, [DATA_VERSION_TAG]
     )
     return {day for day, tags in latest.items() if tags.get(DATA_VERSION_TAG) == NOT_SCORED}
-
-
-def _next_day(day: str) -> str:
-    return (date.fromisoformat(day) + timedelta(days=1)).isoformat()

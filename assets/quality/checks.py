@@ -5,9 +5,8 @@ evaluates every check of its layer's tables for every day of the run, records th
 monitoring table and reports one evaluation per check and partition. Blocking checks (schema, by
 default) that fail with ERROR stop the next layer's step in the same run.
 
-A one-day run reports through Dagster's partitioned check results. A multi-day run (a single-run
-backfill) logs one evaluation per day and returns a summary for the whole window, which is what
-gates the downstream step: Dagster attributes a step's returned result to one partition only.
+Every day of a run gets an evaluation of its own, tied to that day's materialization, so that
+the check's Partitions view in the UI shows each day passed or failed (assets/quality/evaluations.py).
 """
 
 
@@ -18,7 +17,8 @@ from dataclasses import dataclass
 import dagster as dg
 import ibis
 
-from assets.partitions import PARTITION_TAG, daily_partitions, partition_days
+from assets.partitions import daily_partitions, partition_days
+from assets.quality.evaluations import daily_evaluations
 from resources.config import TarmacConfig
 from resources.model_registry import ModelRegistryResource
 from resources.warehouse import WarehouseResource
@@ -185,39 +185,26 @@ def _severity(outcome_severity: str) -> dg.AssetCheckSeverity:
 
 
 def _report(
-    context: dg.AssetCheckExecutionContext, specs: list[dg.AssetCheckSpec], outcomes: list[evaluate.Outcome], per_day: bool
-) -> Iterator[dg.AssetCheckResult]:
+    context: dg.AssetCheckExecutionContext, specs: list[dg.AssetCheckSpec], outcomes: list[evaluate.Outcome]
+) -> Iterator[dg.AssetCheckResult | dg.AssetCheckEvaluation | dg.Output]:
+    """An unpartitioned check's one result; a partitioned check's evaluation of every day of the
+    run, each tied to the day's materialization (assets/quality/evaluations.py)."""
     by_check = defaultdict(list)
     for outcome in outcomes:
         by_check[(outcome.asset_key, outcome.check_name)].append(outcome)
+    assets_def = context.op_execution_context.assets_def
     for spec in specs:
         results = by_check[(spec.asset_key, spec.name)]
-        if not per_day:
+        if spec.partitions_def is None:
             (outcome,) = results
             yield dg.AssetCheckResult(
                 asset_key=spec.asset_key, check_name=spec.name, passed=outcome.passed,
                 severity=_severity(outcome.severity), description=outcome.summary, metadata=outcome.metadata,
             )
             continue
-        for outcome in results:
-            context.op_execution_context.log_event(
-                dg.AssetCheckEvaluation(
-                    asset_key=spec.asset_key, check_name=spec.name, passed=outcome.passed,
-                    severity=_severity(outcome.severity), description=outcome.summary,
-                    metadata=outcome.metadata, blocking=spec.blocking, partition=outcome.partition,
-                )
-            )
-        failed = [o for o in results if not o.passed]
-        severity = evaluate.worst(*(o.severity for o in results))
-        yield dg.AssetCheckResult(
-            asset_key=spec.asset_key, check_name=spec.name, passed=not failed, severity=_severity(severity),
-            description=f"{len(failed)} of {len(results)} partitions failed",
-            metadata={
-                "partitions": dg.MetadataValue.int(len(results)),
-                "failed_partitions": dg.MetadataValue.json(
-                    [{"partition": o.partition, "severity": o.severity, "summary": o.summary} for o in failed[:50]]
-                ),
-            },
+        yield from daily_evaluations(
+            context.instance, assets_def.get_output_name_for_asset_check_key(spec.key), spec.key, spec.blocking,
+            ((o.partition, o.passed, _severity(o.severity), o.summary, o.metadata) for o in results),
         )
 
 
@@ -237,11 +224,10 @@ def daily_checks(layer: str) -> dg.AssetChecksDefinition:
         warehouse: WarehouseResource,
         model_registry: ModelRegistryResource,
     ) -> Iterator[dg.AssetCheckResult]:
-        tags = context.run.tags
-        days = run_days(tags)
+        days = run_days(context.run.tags)
         selected = _selected(context, specs)
         outcomes = _evaluate(context, tarmac, warehouse, model_registry, selected, days)
-        yield from _report(context, selected, outcomes, per_day=PARTITION_TAG not in tags)
+        yield from _report(context, selected, outcomes)
 
     return _checks
 
@@ -258,7 +244,7 @@ def reference_checks() -> dg.AssetChecksDefinition:
     ) -> Iterator[dg.AssetCheckResult]:
         selected = _selected(context, specs)
         outcomes = _evaluate(context, tarmac, warehouse, model_registry, selected, [None])
-        yield from _report(context, selected, outcomes, per_day=False)
+        yield from _report(context, selected, outcomes)
 
     return _checks
 

@@ -292,8 +292,11 @@ CONTRACTS: dict[dg.AssetKey, type[pa.DataFrameModel]] = {
 }
 
 
-def column_schema(key: dg.AssetKey, descriptions: dict[str, str | None]) -> dg.TableSchema | None:
-    """The asset's column schema for the UI, rendered from its contract (descriptions from dbt)."""
+def column_schema(
+    key: dg.AssetKey, descriptions: dict[str, str | None], tags: dict[str, dict[str, str]] | None = None
+) -> dg.TableSchema | None:
+    """The asset's column schema for the UI, rendered from its contract (descriptions from dbt,
+    and tags per column: a feature's version, entity, window and owner)."""
     contract = CONTRACTS.get(key)
     if contract is None:
         return None
@@ -308,6 +311,7 @@ def column_schema(key: dg.AssetKey, descriptions: dict[str, str | None]) -> dg.T
                 constraints=dg.TableColumnConstraints(
                     nullable=column.nullable, unique=column.unique, other=checks
                 ),
+                tags=(tags or {}).get(name),
             )
         )
     return dg.TableSchema(columns=columns)

@@ -1,0 +1,2 @@
+{{ config(meta={"dagster": {"ref": {"name": "silver_flights"}}}) }}
+{{ row_conservation("flights", "flight_date") }}
