@@ -11,7 +11,8 @@ import dagster as dg
 from assets.quality.partition_freshness import due_days
 from sensors.landing import Cursor, LandingFile, contiguous_ranges, run_key
 from sensors.refresh import daily_downstream, lookback_children
-from tarmac.clock import Clock, ReplayClock, pipeline_clock, start_replay_clock
+from tarmac.clock import Clock, Deliveries, ReplayClock, pipeline_clock, start_replay_clock
+from tarmac.days import days_between
 from tools.replay import replay
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -88,6 +89,35 @@ def test_due_days_follow_the_deadline_on_the_replay_clock():
     # the wall clock: every 2013 day is long due
     wall_days, _, _ = due_days(Clock(None), "0 4 * * *")
     assert (wall_days[0], wall_days[-1], len(wall_days)) == ("2013-01-01", "2013-12-31", 365)
+
+
+def test_without_a_replay_only_delivered_days_are_due_the_latest_by_its_deadline_after_it_landed(paths):
+    import time
+
+    cron = "0 4 * * *"
+    two_weeks = days_between("2013-03-01", "2013-03-14")
+    # the latest day ends when its files land: 03-14 is due at 03-15 04:00, 4 h after it landed
+    just_landed = Clock(None, Deliveries(frozenset(two_weeks), time.time()))
+    assert due_days(just_landed, cron)[0] == two_weeks[:-1]
+    assert just_landed.now().date().isoformat() == "2013-03-15"
+    assert due_days(Clock(None, Deliveries(frozenset(two_weeks), time.time() - 5 * 3600)), cron)[0] == two_weeks
+    # a day upstream never delivered is not the pipeline's to process; nothing landed, nothing due
+    with_a_gap = Clock(None, Deliveries(frozenset(two_weeks) - {"2013-03-05"}, time.time() - 5 * 3600))
+    assert due_days(with_a_gap, cron)[0] == [d for d in two_weeks if d != "2013-03-05"]
+    assert due_days(Clock(None, Deliveries(frozenset())), cron)[0] == []
+
+    # read from the landing zone: the days of its daily files, the latest day's files' landing time
+    assert pipeline_clock(paths).mode == "deliveries" and pipeline_clock(paths).deliveries.days == frozenset()
+    for dataset, day, landed in [("flights", "2013-03-01", 1000.0), ("flights", "2013-03-02", 2000.0),
+                                 ("weather", "2013-03-02", 2500.0), ("weather", "2013-03-01", 3000.0)]:
+        file = paths.landing_day_file(dataset, day)
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text("header\n")
+        os.utime(file, (landed, landed))
+    (paths.landing / "flights" / "notes.csv").write_text("not a day\n")
+    clock = pipeline_clock(paths)
+    assert clock.deliveries == Deliveries(frozenset({"2013-03-01", "2013-03-02"}), 2500.0)
+    assert clock.wall_time_of(datetime(2013, 3, 3, 4, tzinfo=NEW_YORK)) == 2500.0 + 4 * 3600
 
 
 def test_replay_lands_one_day_per_interval_and_writes_its_clock(paths):

@@ -3,11 +3,13 @@
 Freshness has two halves (docs/design.md#checks). The event-time half (is a landed day's data
 complete up to midnight?) is the `freshness` check of the bronze tables. This is the processing
 half: by each tick of `processing_freshness.deadline_cron` (local time), the day that ended before
-it must be materialized, and so must every earlier day since the clock's first day: a landing day
-that never arrives, or a run that never ran, fails it.
+it must be materialized, and so must every earlier day since the clock's first day: a run that
+never ran fails it (and, on the replay clock, a landing day that never arrives).
 
 It is Dagster's time-partition freshness check with one change that 2013 data needs: "now" is the
-pipeline clock (tarmac/clock.py), so a replay of 2013 is judged against the replayed moment.
+pipeline clock (tarmac/clock.py), so a replay of 2013 is judged against the replayed moment, and
+otherwise against the landing zone's deliveries: only delivered days are due, the latest one by
+its deadline after its files landed, so a backfill of two weeks is not red for the rest of 2013.
 It reads only the Dagster instance, never the warehouse. It runs in every run that materializes
 its asset, and `partition_freshness_sensor` runs it when a deadline passes with no run at all.
 """
@@ -36,9 +38,18 @@ def due_days(clock: Clock, deadline_cron: str) -> tuple[list[str], datetime, dat
     following = get_next_cron_tick(deadline_cron, now, LOCAL_TIMEZONE)
     # a day is due once its window [D, D+1) has ended by the deadline
     last_due = min(deadline.date() - timedelta(days=1) if deadline else date.min, date.fromisoformat(LAST_DAY))
-    first = date.fromisoformat(clock.replay.data_start[:10]) - timedelta(days=1) if clock.replay else date.fromisoformat(FIRST_DAY)
+    if clock.replay:
+        first = date.fromisoformat(clock.replay.data_start[:10]) - timedelta(days=1)
+    elif clock.deliveries is not None:
+        if not clock.deliveries.days:
+            return [], deadline, following  # nothing delivered, nothing due
+        first = date.fromisoformat(min(clock.deliveries.days))
+    else:
+        first = date.fromisoformat(FIRST_DAY)
     first = max(first, date.fromisoformat(FIRST_DAY))
     days = [(first + timedelta(days=i)).isoformat() for i in range((last_due - first).days + 1)]
+    if clock.replay is None and clock.deliveries is not None:
+        days = [d for d in days if d in clock.deliveries.days]  # a day never delivered is upstream's gap
     return days, deadline, following
 
 
