@@ -16,7 +16,7 @@ import dagster as dg
 from assets.partitions import RANGE_END, RANGE_START, partition_days
 from sensors.landing import TRIGGER_TAG
 from tarmac.days import contiguous_ranges
-from tarmac.orchestration.recovery import PROCESS_TAG
+from tarmac.orchestration.recovery import command_process
 from tarmac.orchestration.runs import held_back_days
 from tarmac.settings.loader import load_settings
 
@@ -27,7 +27,7 @@ def rerun_requests(instance: dg.DagsterInstance, run: dg.DagsterRun) -> list[dg.
     """The runs that materialize a failed run's days again, but for the days its blocking checks
     held back; none when it failed for another reason, or covered a single day."""
     days = partition_days(run.tags)
-    if not days or len(days) < 2 or PROCESS_TAG in run.tags:
+    if not days or len(days) < 2 or command_process(run):
         return []
     blocked = held_back_days(instance, run.run_id)
     if not blocked:

@@ -6,7 +6,9 @@ and the backfill completes successfully. The batch scoring sensor scores those d
 champion exists.
 
 The reference tables have never been built on a fresh instance and are not selected: gold's plane
-features are NULL for the week (as for an unknown tail number) until they are.
+features are NULL for the week (as for an unknown tail number) until they are. They are then built
+the way `make backfill` builds them, as a run of the code location's asset job, which the UI
+re-executes.
 """
 
 from __future__ import annotations
@@ -126,3 +128,27 @@ def test_a_week_backfill_of_every_partitioned_asset_succeeds_without_a_champion(
                   for r in result.run_requests]
         assert ranges == [(days[0], days[-1])], (cursor, ranges, result.skip_reason)
         assert result.run_requests[0].asset_selection == [PREDICTIONS_KEY]
+
+    # what `make backfill` runs belongs to the code location: the reference tables built as the
+    # command line builds them are a run of its asset job, which the UI re-executes
+    from tools.dagster_dev import LOCATION, REPOSITORY, wait_for
+    from tools.pipeline import checks_for, execute_asset_run, stage_assets
+
+    reference = stage_assets(defs, partitioned=False, ml=False)
+    built = execute_asset_run(instance, reference, checks_for(defs, reference), tags={})
+    assert built.success
+    planes = "select count(*), min(load_id), max(load_id) from silver.planes"
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:
+        count, first_load, last_load = con.execute(planes).fetchone()
+    assert count > 3000 and first_load == last_load == built.run_id
+    shown = server.run(built.run_id)
+    assert shown["pipelineName"] == "__ASSET_JOB" and shown["status"] == "SUCCESS" and shown["hasReExecutePermission"]
+    assert shown["repositoryOrigin"] == {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY}, shown
+    again = server.reexecute(built.run_id)
+    status = wait_for("the re-execution to finish", lambda: (s := server.run(again)["status"]) in ("SUCCESS", "FAILURE", "CANCELED") and s,
+                      timeout=300, every=2)
+    assert status == "SUCCESS", server.log_tail()
+    rerun = instance.get_run_by_id(again)
+    assert rerun.parent_run_id == built.run_id and rerun.asset_selection == instance.get_run_by_id(built.run_id).asset_selection
+    with duckdb.connect(str(paths.warehouse), read_only=True) as con:  # rebuilt by the re-execution
+        assert con.execute(planes).fetchone() == (count, again, again)

@@ -5,6 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import dagster as dg
+from dagster._core.definitions.assets.job.asset_job import IMPLICIT_ASSET_JOB_NAME
+from dagster._core.definitions.job_base import InMemoryJob
+from dagster._core.definitions.reconstruct import ReconstructableRepository
+from dagster._core.definitions.repository_definition.valid_definitions import SINGLETON_REPOSITORY_NAME
+from dagster._core.execution.api import create_execution_plan, execute_run
+from dagster._core.origin import JobPythonOrigin
+from dagster._core.remote_origin import RemoteJobOrigin, RemoteRepositoryOrigin
+from dagster._core.snap import snapshot_from_execution_plan
+from dagster._core.workspace.load import location_origins_from_yaml_paths
 
 from assets.ml.model import ML_GROUP
 from assets.ml.predictions import PREDICTIONS_KEY, not_scored_days
@@ -13,7 +22,9 @@ from definitions import defs
 from tarmac.days import contiguous_ranges, days_between
 from tarmac.ml.registry import champion_version
 from tarmac.orchestration.runs import held_back_days
+from tarmac.paths import PROJECT_ROOT
 from tarmac.settings.loader import load_settings
+from tools.dagster_dev import LOCATION
 
 
 def stage_assets(defs: dg.Definitions, partitioned: bool, ml: bool) -> list[dg.AssetsDefinition]:
@@ -33,6 +44,52 @@ def checks_for(defs: dg.Definitions, assets: list[dg.AssetsDefinition]) -> list[
     return [c for c in defs.asset_checks if {spec.asset_key for spec in c.check_specs} <= keys]
 
 
+def _origins() -> tuple[RemoteJobOrigin, JobPythonOrigin]:
+    """Where the webserver finds the asset job: the `tarmac` location of workspace.yaml, whose
+    repository holds `__ASSET_JOB`, and the same job as a Python module would load it."""
+    (location,) = [o for o in location_origins_from_yaml_paths([str(PROJECT_ROOT / "workspace.yaml")])
+                   if o.location_name == LOCATION]
+    remote = RemoteJobOrigin(RemoteRepositoryOrigin(location, SINGLETON_REPOSITORY_NAME), IMPLICIT_ASSET_JOB_NAME)
+    code = (ReconstructableRepository.for_module("definitions", "defs", str(PROJECT_ROOT))
+            .get_reconstructable_job(IMPLICIT_ASSET_JOB_NAME).get_python_origin())
+    return remote, code
+
+
+def execute_asset_run(
+    instance: dg.DagsterInstance,
+    assets: list[dg.AssetsDefinition],
+    checks: list[dg.AssetChecksDefinition],
+    tags: dict[str, str],
+    resources: dict[str, object] | None = None,
+) -> dg.JobExecutionResult:
+    """Materialize `assets` with `checks` in this process, as a run of the code location's asset
+    job: the UI labels it with the location, lists it on the overview timeline and can re-execute
+    it (`dg.materialize` makes a run of an ephemeral job, which the UI can do none of that with).
+    `resources` replace the definitions' resources of the same names for this run (a re-execution
+    from the UI runs with the code location's own)."""
+    definitions = defs
+    if resources:
+        definitions = dg.Definitions(assets=defs.assets, asset_checks=defs.asset_checks,
+                                     resources={**defs.resources, **resources}, executor=defs.executor)
+    job = definitions.resolve_implicit_global_asset_job_def()
+    asset_keys = frozenset(k for a in assets for k in a.keys)
+    check_keys = frozenset(k for d in [*assets, *checks] for k in d.check_keys)
+    subset = job.get_subset(asset_selection=asset_keys, asset_check_selection=check_keys)
+    run_tags = {**job.run_tags, **tags}
+    plan = create_execution_plan(subset, run_config={}, tags=run_tags,
+                                 instance_ref=instance.get_ref() if instance.is_persistent else None)
+    remote_origin, code_origin = _origins()
+    run = instance.create_run(
+        job_name=IMPLICIT_ASSET_JOB_NAME, run_id=None, run_config={}, status=dg.DagsterRunStatus.NOT_STARTED,
+        tags=run_tags, root_run_id=None, parent_run_id=None, step_keys_to_execute=plan.step_keys_to_execute,
+        execution_plan_snapshot=snapshot_from_execution_plan(plan, subset.get_job_snapshot_id()),
+        job_snapshot=subset.get_job_snapshot(), parent_job_snapshot=subset.get_parent_job_snapshot(),
+        asset_selection=asset_keys, asset_check_selection=check_keys, resolved_op_selection=None, op_selection=None,
+        remote_job_origin=remote_origin, job_code_origin=code_origin, asset_graph=job.asset_layer.asset_graph,
+    )
+    return execute_run(InMemoryJob(job), run, instance)
+
+
 def materialize_days(
     start: str,
     end: str,
@@ -41,7 +98,7 @@ def materialize_days(
     skip_materialized: bool = False,
     run_tags: dict[str, str] | None = None,
     resources: dict[str, object] | None = None,
-) -> list[dg.ExecuteInJobResult]:
+) -> list[dg.JobExecutionResult]:
     """Materialize every asset for the local days start..end (both included), in stages.
 
     1. the unpartitioned reference tables, 2. the daily bronze, silver and gold models over the
@@ -61,13 +118,11 @@ def materialize_days(
     daily = stage_assets(defs, partitioned=True, ml=False)
     model = stage_assets(defs, partitioned=False, ml=True)
     scoring = stage_assets(defs, partitioned=True, ml=True)
-    results: list[dg.ExecuteInJobResult] = []
+    results: list[dg.JobExecutionResult] = []
 
     def run(assets: list[dg.AssetsDefinition], tags: dict[str, str] | None = None) -> bool:
-        result = dg.materialize(
-            [*assets, *checks_for(defs, assets)], instance=instance, resources={**defs.resources, **(resources or {})},
-            tags={**(run_tags or {}), **(tags or {})}, raise_on_error=False,
-        )
+        result = execute_asset_run(instance, assets, checks_for(defs, assets), {**(run_tags or {}), **(tags or {})},
+                                   resources)
         results.append(result)
         return result.success
 

@@ -92,6 +92,13 @@ def process_is_gone(identity: str) -> bool:
     return _start_time(int(pid)) != started
 
 
+def command_process(run: dg.DagsterRun) -> str | None:
+    """The identity of the command-line process that executes `run` in process, if one does. A
+    re-execution launched from the UI inherits its parent's tags, this one included, but runs
+    where the daemon launches it: it is not that process's."""
+    return run.tags.get(PROCESS_TAG) if run.parent_run_id is None else None
+
+
 def run_process_tags(invocation: str) -> dict[str, str]:
     """Tags for a run this process executes in-process."""
     return {PROCESS_TAG: process_identity(), INVOCATION_TAG: invocation}
@@ -112,7 +119,7 @@ def recover_dead_runs(instance: dg.DagsterInstance, log: Callable[[str], None] =
     """Release the runs whose process is gone and the slots of finished runs; returns the run ids."""
     released: list[str] = []
     for run in instance.get_runs(filters=dg.RunsFilter(statuses=UNFINISHED)):
-        identity = run.tags.get(PROCESS_TAG)
+        identity = command_process(run)
         if identity and process_is_gone(identity):
             _, pid, started = identity.rsplit(":", 2)
             kill_orphans(int(pid), started)
