@@ -11,8 +11,8 @@ from assets.partitions import daily_partitions
 LANDING_OWNER = "team:data-platform"
 
 DAILY_FILES = {
-    "flights": "landing/flights/<YYYY-MM-DD>.csv: one file of scheduled flights per local day.",
-    "weather": "landing/weather/<YYYY-MM-DD>.csv: hourly observations at EWR, JFK and LGA per local day.",
+    "flights": "`landing/flights/YYYY-MM-DD.csv`: one file of scheduled flights per local day.",
+    "weather": "`landing/weather/YYYY-MM-DD.csv`: hourly observations at EWR, JFK and LGA per local day.",
 }
 
 landing_daily = [
@@ -30,7 +30,7 @@ landing_daily = [
 landing_reference = [
     dg.AssetSpec(
         key=["landing", name],
-        description=f"landing/reference/{name}.csv: the {name} reference table.",
+        description=f"`landing/reference/{name}.csv`: the {name} reference table.",
         group_name="landing",
         kinds={"csv"},
         owners=[LANDING_OWNER],

@@ -2,6 +2,7 @@
 
     python docs/screenshot.py --url http://127.0.0.1:3000/asset-groups --out docs/asset-graph.png
     python docs/screenshot.py --serve --out docs/asset-graph.png   # runs its own webserver
+    python docs/screenshot.py --serve --page /overview/backfills docs/ui/backfills.png   # and other pages
 
 Why not `chromium --screenshot`: the UI is a single-page app that draws the graph only after
 its GraphQL queries return, so a fixed time budget captures a spinner or a half-drawn graph
@@ -59,7 +60,21 @@ STATE = """(() => {
 })()"""
 
 
-def shoot(chromium: str, url: str, out: Path, width: int, height: int, timeout: float) -> None:
+# Any other page: its text and the number of elements, which stop changing once its queries have
+# returned; loading spinners still on screen.
+PAGE_STATE = """(() => ({text: document.body.innerText.length, elements: document.getElementsByTagName('*').length,
+  loading: document.querySelectorAll('[class*="Spinner"],[class*="spinner"],[class*="Skeleton"]').length}))()"""
+
+
+# Click the innermost visible element whose text is exactly this (a tab, a button).
+CLICK_TEXT = """(() => { const t = %s;
+  const hits = [...document.querySelectorAll('button,a,[role=tab],span,div')].filter(e => e.innerText && e.innerText.trim() === t
+    && e.offsetParent !== null && ![...e.children].some(c => c.innerText && c.innerText.trim() === t));
+  if (hits.length) { (hits[0].closest('button,a,[role=tab]') || hits[0]).click(); return true; } return false; })()"""
+
+
+def shoot(chromium: str, url: str, out: Path, width: int, height: int, timeout: float, graph: bool = True,
+          clicks: tuple[str, ...] = ()) -> None:
     from websockets.sync.client import connect
 
     deadline, ids = time.monotonic() + timeout, itertools.count(1)
@@ -87,6 +102,22 @@ def shoot(chromium: str, url: str, out: Path, width: int, height: int, timeout: 
             time.sleep(0.25)
         sys.exit(f"screenshot: no asset graph rendered at {url} within {timeout:.0f} s (right page? code location loaded?)")
 
+    def settle_page() -> None:  # the page's text and elements have not changed for 3 s, no spinner left
+        last, since = None, time.monotonic()
+        while time.monotonic() < deadline:
+            state = js(PAGE_STATE)
+            if state != last:
+                last, since = state, time.monotonic()
+            elif state and not state["loading"] and time.monotonic() - since > 3:
+                return
+            time.sleep(0.25)
+        sys.exit(f"screenshot: {url} did not finish loading within {timeout:.0f} s")
+
+    def save(png: bytes) -> None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_bytes(png)
+        print(f"screenshot: {url} -> {out} ({len(png) // 1024} KiB)")
+
     with tempfile.TemporaryDirectory(prefix="screenshot-", ignore_cleanup_errors=True) as profile:
         browser = subprocess.Popen([chromium, *FLAGS, f"--user-data-dir={profile}", "about:blank"],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -102,6 +133,15 @@ def shoot(chromium: str, url: str, out: Path, width: int, height: int, timeout: 
                 cdp("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
                 cdp("Page.addScriptToEvaluateOnNewDocument", source=SKIP_DIALOG)
                 cdp("Page.navigate", url=url)
+                if not graph:
+                    settle_page()
+                    for text in clicks:  # a tab the URL cannot open (a check's Partitions tab)
+                        if not js(CLICK_TEXT % json.dumps(text)):
+                            sys.exit(f"screenshot: nothing to click named {text!r} on {url}")
+                        settle_page()
+                    js("document.fonts.ready.then(() => true)")
+                    png = base64.b64decode(cdp("Page.captureScreenshot", format="png")["data"])
+                    return save(png)
                 state = settle()
                 js(CLICK % "panel_show_right")  # hide the navigation and the asset-group sidebar
                 if state["collapsed"]:  # Alt+E, the graph's own "expand all groups" shortcut
@@ -121,9 +161,7 @@ def shoot(chromium: str, url: str, out: Path, width: int, height: int, timeout: 
         finally:
             browser.terminate()
             browser.wait()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_bytes(png)
-    print(f"screenshot: {url} -> {out} ({len(png) // 1024} KiB)")
+    save(png)
 
 
 def serve_and_shoot(chromium: str, args: argparse.Namespace) -> None:
@@ -148,6 +186,10 @@ def serve_and_shoot(chromium: str, args: argparse.Namespace) -> None:
                     sys.exit(f"screenshot: dagster-webserver did not come up on port {port}:\n{tail}")
                 time.sleep(0.5)
         shoot(chromium, f"http://127.0.0.1:{port}{args.path}", args.out, args.width, args.height, args.timeout)
+        for page, out in args.page or []:
+            path, *clicks = page.split("|")
+            shoot(chromium, f"http://127.0.0.1:{port}{path}", Path(out), args.width, args.height, args.timeout,
+                  graph=False, clicks=tuple(clicks))
     finally:  # SIGTERM, then SIGKILL whatever is left of the process group (the code server)
         server.terminate()
         end = time.monotonic() + 30
@@ -171,6 +213,9 @@ def main() -> None:
     where.add_argument("--serve", action="store_true", help="serve this project's UI (read-only) and shoot that")
     p.add_argument("--path", default="/asset-groups", help="page to shoot with --serve (default: %(default)s)")
     p.add_argument("--out", type=Path, default=Path("docs/asset-graph.png"))
+    p.add_argument("--page", nargs=2, action="append", metavar=("PATH", "OUT"),
+                   help="with --serve, also shoot this page of the UI (any page: a check, a run, the backfills) "
+                        "once it has loaded; PATH|Text clicks the element named Text first (a tab); repeatable")
     p.add_argument("--width", type=int, default=1600)
     p.add_argument("--height", type=int, default=1000)
     p.add_argument("--timeout", type=float, default=90, help="seconds for the server, and again for the graph")

@@ -11,8 +11,10 @@ WARN, not an error, because keeping the current champion is the system working a
 import hashlib
 import json
 import subprocess
+from typing import Any
 
 import dagster as dg
+from pydantic import Field
 
 from assets.partitions import daily_partitions
 from resources.config import TarmacConfig
@@ -40,15 +42,24 @@ def ml_code_version() -> str:
     return f"{digest.hexdigest()[:12]}-f{features_fingerprint()}"
 
 
-class TrainingConfig(dg.Config):
-    """Override the settings' split for one run, e.g. a retraining on the latest days."""
+def _day_field(period: str, bound: str) -> Any:
+    return Field(
+        default=None,
+        description=f"{bound.capitalize()} day of the {period} period, YYYY-MM-DD, included; unset: "
+        f"ml.split.{period}.{bound} in tarmac.yaml. Every day of the split needs a materialized gold/training_set partition.",
+    )
 
-    train_start: str | None = None
-    train_end: str | None = None
-    validate_start: str | None = None
-    validate_end: str | None = None
-    test_start: str | None = None
-    test_end: str | None = None
+
+class TrainingConfig(dg.Config):
+    """Override the settings' time split (ml.split in tarmac.yaml) for one run, e.g. a retraining on
+    the latest days: train, then validate (the promotion gate's metrics), then test, in date order."""
+
+    train_start: str | None = _day_field("train", "start")
+    train_end: str | None = _day_field("train", "end")
+    validate_start: str | None = _day_field("validate", "start")
+    validate_end: str | None = _day_field("validate", "end")
+    test_start: str | None = _day_field("test", "start")
+    test_end: str | None = _day_field("test", "end")
 
     def split(self, default: TimeSplit) -> TimeSplit:
         def period(name: str, fallback: DayRange) -> dict[str, str]:

@@ -321,10 +321,14 @@ def drift(
         s["severity"] = severities[column] if enough else f"not evaluated (fewer than {config.min_rows} rows)"
     severity = worst(*severities.values())
     drifted = sorted(c for c, s in severities.items() if s != "ok")
+    reference = f"[{window.reference_start}, {window.reference_end})"
+    if not any(s["n"] >= config.min_rows and s["n_ref"] >= config.min_rows for s in stats.values()):
+        # no verdict without a reference (the first days of a backfill): a warning that says so
+        severity, summary = "warn", _not_evaluated(stats, config.min_rows, reference)
+    else:
+        summary = f"drifted vs {reference}: {', '.join(drifted)}" if drifted else f"no drift vs {reference}"
     return Outcome(
-        key, "drift", window.day, severity,
-        (f"drifted vs [{window.reference_start}, {window.reference_end}): {', '.join(drifted)}" if drifted
-         else f"no drift vs [{window.reference_start}, {window.reference_end})"),
+        key, "drift", window.day, severity, summary,
         metrics={f"{s['test']}:{c}": s["value"] for c, s in stats.items()},
         metadata={
             "reference_window": dg.MetadataValue.text(f"[{window.reference_start}, {window.reference_end})"),
@@ -333,6 +337,14 @@ def drift(
             ),
         },
     )
+
+
+def _not_evaluated(stats: dict[str, dict[str, Any]], min_rows: int, reference: str) -> str:
+    n = min((s["n"] or 0 for s in stats.values()), default=0)
+    n_ref = min((s["n_ref"] or 0 for s in stats.values()), default=0)
+    if n_ref < min_rows:
+        return f"no reference yet: {n_ref} rows in the reference window {reference}, {min_rows} needed"
+    return f"not evaluated: {n} rows in the day, {min_rows} needed"
 
 
 # ---------------------------------------------------------------- correlation
@@ -352,9 +364,14 @@ def correlation(
     # their size
     severity: Severity = "warn" if any(config.max_abs_delta.severity(d["abs_delta"]) != "ok" for d in deltas.values()) else "ok"
     largest = max((d["abs_delta"] or 0 for d in deltas.values()), default=0)
+    reference = f"[{window.reference_start}, {window.reference_end})"
+    if all(d["abs_delta"] is None for d in deltas.values()):
+        # no verdict without a reference (the first days of a backfill): a warning that says so
+        severity, summary = "warn", _not_evaluated(deltas, config.min_rows, reference)
+    else:
+        summary = f"largest change of correlation {largest:.3f} vs {reference}"
     return Outcome(
-        key, "correlation", window.day, severity,
-        f"largest change of correlation {largest:.3f} vs [{window.reference_start}, {window.reference_end})",
+        key, "correlation", window.day, severity, summary,
         metrics={f"corr_delta:{p}": d["abs_delta"] for p, d in deltas.items()},
         metadata={"pairs": dg.MetadataValue.json(
             {p: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d.items()} for p, d in deltas.items()}
