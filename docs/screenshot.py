@@ -66,11 +66,13 @@ PAGE_STATE = """(() => ({text: document.body.innerText.length, elements: documen
   loading: document.querySelectorAll('[class*="Spinner"],[class*="spinner"],[class*="Skeleton"]').length}))()"""
 
 
-# Click the innermost visible element whose text is exactly this (a tab, a button).
+# Click the visible element whose text is exactly this (a tab, a button); the last one on the page
+# when there are several.
 CLICK_TEXT = """(() => { const t = %s;
   const hits = [...document.querySelectorAll('button,a,[role=tab],span,div')].filter(e => e.innerText && e.innerText.trim() === t
     && e.offsetParent !== null && ![...e.children].some(c => c.innerText && c.innerText.trim() === t));
-  if (hits.length) { (hits[0].closest('button,a,[role=tab]') || hits[0]).click(); return true; } return false; })()"""
+  const hit = hits[hits.length - 1];  // the innermost panel's (a check's tab, not its asset's)
+  if (hit) { (hit.closest('button,a,[role=tab]') || hit).click(); return true; } return false; })()"""
 
 
 def shoot(chromium: str, url: str, out: Path, width: int, height: int, timeout: float, graph: bool = True,
