@@ -152,6 +152,14 @@ def test_backfill_sensors_and_propagation_against_a_running_dagster(dagster_dev)
     # and the UI shows each of them per day: every day of the backfill passed or failed in each
     # partitioned check's Partitions view (dbt's tests included), none missing, planned or skipped
     assert_every_day_evaluated(server, graph, pipeline, days)
+    # and processing freshness is judged on the landing zone's clock: the week is all that was
+    # delivered, so no daily asset is overdue for the rest of 2013
+    freshness = [k for k in graph.asset_check_keys if k.name == "partition_freshness"]
+    assert len(freshness) == 5
+    for key, summary in instance.event_log_storage.get_asset_check_summary_records(freshness).items():
+        evaluation = summary.last_completed_check_execution_record.event.asset_check_evaluation
+        assert evaluation.passed, (key.to_user_string(), evaluation.description, evaluation.metadata.get("missing"))
+        assert evaluation.metadata["clock"].value == "deliveries"
 
     # 2. the landing sensor, started now, finds every file loaded by the backfill
     server.set_sensor("landing_file_sensor", running=True)
