@@ -345,12 +345,22 @@ def table_hash(paths: TarmacPaths, table: str) -> tuple[int, str]:
 
 # how often the sensors of a `dagster dev` under test tick
 SENSOR_INTERVAL = 2
+# how often its backfill daemon plans the next runs of a backfill: Dagster's loop waits a fixed
+# 30 s (dagster._daemon.controller.DEFAULT_DAEMON_INTERVAL_SECONDS, read on every iteration), which
+# a `dagster dev` under test shortens through a sitecustomize module on its PYTHONPATH
+BACKFILL_DAEMON_INTERVAL = 5
+SITECUSTOMIZE = """import os
+if os.environ.get("TARMAC_TEST_BACKFILL_DAEMON_INTERVAL"):
+    import dagster._daemon.controller as controller
+    controller.DEFAULT_DAEMON_INTERVAL_SECONDS = float(os.environ["TARMAC_TEST_BACKFILL_DAEMON_INTERVAL"])
+"""
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def dagster_dev(request, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[DagsterDev, dg.DagsterInstance, TarmacPaths]]:
     """A `dagster dev` (webserver and daemon) on a fresh instance and data dir, with the project's
-    settings but sensors that tick every few seconds; on SQLite and on PostgreSQL."""
+    settings but sensors that tick every few seconds and a backfill daemon that plans every few
+    seconds; on SQLite and on PostgreSQL."""
     home, data = tmp_path / "dagster_home", tmp_path / "data"
     home.mkdir()
     data.mkdir()
@@ -366,6 +376,11 @@ def dagster_dev(request, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
     settings["sensors"] = {f"{s}_interval_seconds": SENSOR_INTERVAL for s in ("landing", "refresh", "freshness", "alert")}
     (tmp_path / "tarmac.yaml").write_text(yaml.safe_dump(settings))
     env["TARMAC_SETTINGS"] = str(tmp_path / "tarmac.yaml")
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(site), os.environ.get("PYTHONPATH")) if p)
+    env["TARMAC_TEST_BACKFILL_DAEMON_INTERVAL"] = str(BACKFILL_DAEMON_INTERVAL)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     # what `make run` does before `dagster dev`: create the instance's storage (and database)
