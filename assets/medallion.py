@@ -8,7 +8,7 @@ and so share the `duckdb_warehouse` pool, whose limit of one
 keeps DuckDB's single writer rule across runs.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from dagster_dbt import dbt_assets
 
 from assets.dbt_translator import TarmacDbtTranslator
 from assets.partitions import daily_partitions
-from assets.quality.evaluations import daily_evaluations
+from assets.quality.evaluations import daily_evaluations, materialization_targets
 from resources.dbt import DbtBuildResource
 from tarmac.dbt_project import manifest_path
 from tarmac.paths import LANDING_DATASETS
@@ -48,30 +48,32 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtBuildResource, dbt_vars: d
         [k for k in keys.values() if k is not None],
         (dbt_vars.get("min_date"), dbt_vars.get("max_date")),
     )
+    targets = materialization_targets(context.instance, context.partition_keys if context.has_partition_key_range else ())
     for event in events:
         key = keys[id(event)]
         if key in counts:
             metadata, per_day = counts[key]
             event = event.with_metadata({**event.metadata, **metadata})
-            for day, rows in per_day.items():  # each day's materialization: that day's rows
-                context.add_asset_metadata({"dagster/row_count": dg.MetadataValue.int(rows)}, asset_key=key, partition_key=day)
+            for day in context.partition_keys if per_day is not None else ():  # each day's own rows
+                rows = dg.MetadataValue.int(per_day.get(day, 0))
+                context.add_asset_metadata({"dagster/row_count": rows}, asset_key=key, partition_key=day)
         if isinstance(event, dg.AssetCheckResult) and context.has_partition_key_range:
-            yield from _test_per_day(context, event, dbt_vars)
+            yield from _test_per_day(context, event, targets)
             continue
         yield event
     _observe_landing(context, dbt.warehouse.snapshot, [k for k in keys.values() if k is not None], dbt_vars)
 
 
 def _test_per_day(
-    context: dg.AssetExecutionContext, result: dg.AssetCheckResult, dbt_vars: dict[str, Any]
+    context: dg.AssetExecutionContext, result: dg.AssetCheckResult, targets: Callable[[dg.AssetKey], Mapping[str, Any]]
 ) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
     """A dbt test of a partitioned model ran once over the run's window: every day of the window
     gets its result, tied to the day's materialization, so no day of the test is left planned."""
     key = dg.AssetCheckKey(result.asset_key, result.check_name)
     spec = context.assets_def.get_spec_for_check_key(key)
-    window = f"{dbt_vars['min_date']}..{_day(datetime.fromisoformat(dbt_vars['max_date']) - timedelta(days=1))}"
+    window = f"{context.partition_keys[0]}..{context.partition_keys[-1]}"
     yield from daily_evaluations(
-        context.instance, context.assets_def.get_output_name_for_asset_check_key(key), key, spec.blocking,
+        targets(key.asset_key), context.assets_def.get_output_name_for_asset_check_key(key), key, spec.blocking,
         (
             (day, result.passed, result.severity, f"dbt test over the run's days {window}",
              {**result.metadata, "dbt_test_window": dg.MetadataValue.text(window)})

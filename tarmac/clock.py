@@ -81,20 +81,17 @@ class Clock:
             return "replay"
         return "deliveries" if self.deliveries is not None else "wall"
 
+    @property
+    def _source(self) -> ReplayClock | Deliveries | None:
+        """What turns wall time into the pipeline's time; None: the wall clock itself."""
+        return self.replay or (self.deliveries if self.deliveries is not None and self.deliveries.days else None)
+
     def now(self) -> datetime:
         wall = time.time()
-        if self.replay:
-            return self.replay.at(wall)
-        if self.deliveries is not None and self.deliveries.days:
-            return self.deliveries.at(wall)
-        return datetime.fromtimestamp(wall, ZoneInfo("UTC"))
+        return self._source.at(wall) if self._source else datetime.fromtimestamp(wall, ZoneInfo("UTC"))
 
     def wall_time_of(self, moment: datetime) -> float:
-        if self.replay:
-            return self.replay.wall_time_of(moment)
-        if self.deliveries is not None and self.deliveries.days:
-            return self.deliveries.wall_time_of(moment)
-        return moment.timestamp()
+        return self._source.wall_time_of(moment) if self._source else moment.timestamp()
 
 
 def clock_file(paths: TarmacPaths) -> Path:

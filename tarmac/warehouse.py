@@ -23,13 +23,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 
-from tarmac.days import days_between
 from tarmac.paths import TarmacPaths
 
 # Every process that writes the warehouse (dbt steps, batch scoring) or reads it inside a run
@@ -175,41 +173,36 @@ def read_only(warehouse: Path) -> Iterator[duckdb.DuckDBPyConnection]:
 
 def partition_row_counts(
     warehouse: Path, keys: Iterable[dg.AssetKey], window: tuple[str | None, str | None]
-) -> dict[dg.AssetKey, tuple[dict[str, dg.MetadataValue], dict[str, int]]]:
+) -> dict[dg.AssetKey, tuple[dict[str, dg.MetadataValue], dict[str, int] | None]]:
     """Each table's metadata (its row count; for a daily table, the window and its rows in it) and,
-    for a daily table, the row count of each day of the window [start, end), days without rows
-    included: a multi-day run's materialization of each day carries that day's count."""
+    for a daily table, the row count of each day of the window [start, end) that has rows (None for
+    any other table): a multi-day run's materialization of each day carries that day's count."""
     keys = [k for k in keys if len(k.path) == 2]
     if not keys or not warehouse.exists():
         return {}
-    out: dict[dg.AssetKey, tuple[dict[str, dg.MetadataValue], dict[str, int]]] = {}
+    out: dict[dg.AssetKey, tuple[dict[str, dg.MetadataValue], dict[str, int] | None]] = {}
     with read_only(warehouse) as con:
         for key in keys:
             schema, table = key.path
             total = con.execute(f'select count(*) from "{schema}"."{table}"').fetchone()[0]
             metadata = {"tarmac/table_row_count": dg.MetadataValue.int(total)}
-            per_day: dict[str, int] = {}
+            per_day: dict[str, int] | None = None
             column = PARTITION_COLUMNS.get((schema, table))
             if column and window[0] and window[1]:
-                per_day = dict.fromkeys(days_between(window[0], _day_before(window[1])), 0)
-                per_day.update(
-                    (day.isoformat(), count)
+                per_day = {
+                    day.isoformat(): count
                     for day, count in con.execute(
                         f'select {column}::date, count(*) from "{schema}"."{table}" '
                         f"where {column} >= ? and {column} < ? group by 1",
                         [window[0], window[1]],
                     ).fetchall()
-                )
+                }
                 metadata["tarmac/window"] = dg.MetadataValue.text(f"[{window[0]}, {window[1]})")
                 metadata["tarmac/window_row_count"] = dg.MetadataValue.int(sum(per_day.values()))
             else:
                 metadata["dagster/row_count"] = dg.MetadataValue.int(total)
             out[key] = (metadata, per_day)
     return out
-
-
-def _day_before(day: str) -> str:
-    return (date.fromisoformat(day) - timedelta(days=1)).isoformat()
 
 
 def conservation_totals(warehouse: Path, start: str, end: str) -> list[tuple]:

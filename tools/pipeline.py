@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
 
 import dagster as dg
 from dagster._core.definitions.assets.job.asset_job import IMPLICIT_ASSET_JOB_NAME
@@ -44,6 +45,7 @@ def checks_for(defs: dg.Definitions, assets: list[dg.AssetsDefinition]) -> list[
     return [c for c in defs.asset_checks if {spec.asset_key for spec in c.check_specs} <= keys]
 
 
+@cache
 def _origins() -> tuple[RemoteJobOrigin, JobPythonOrigin]:
     """Where the webserver finds the asset job: the `tarmac` location of workspace.yaml, whose
     repository holds `__ASSET_JOB`, and the same job as a Python module would load it."""

@@ -18,7 +18,7 @@ import dagster as dg
 import ibis
 
 from assets.partitions import daily_partitions, partition_days
-from assets.quality.evaluations import daily_evaluations
+from assets.quality.evaluations import daily_evaluations, materialization_targets
 from resources.config import TarmacConfig
 from resources.model_registry import ModelRegistryResource
 from resources.warehouse import WarehouseResource
@@ -193,6 +193,7 @@ def _report(
     for outcome in outcomes:
         by_check[(outcome.asset_key, outcome.check_name)].append(outcome)
     assets_def = context.op_execution_context.assets_def
+    targets = materialization_targets(context.instance, sorted({o.partition for o in outcomes if o.partition}))
     for spec in specs:
         results = by_check[(spec.asset_key, spec.name)]
         if spec.partitions_def is None:
@@ -203,7 +204,7 @@ def _report(
             )
             continue
         yield from daily_evaluations(
-            context.instance, assets_def.get_output_name_for_asset_check_key(spec.key), spec.key, spec.blocking,
+            targets(spec.asset_key), assets_def.get_output_name_for_asset_check_key(spec.key), spec.key, spec.blocking,
             ((o.partition, o.passed, _severity(o.severity), o.summary, o.metadata) for o in results),
         )
 

@@ -9,7 +9,8 @@ materialization as target, followed by the check's output, which is what the nex
 waits for. Failed blocking evaluations with ERROR severity fail the step, as a result would.
 """
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import cache
 from typing import Any
 
 import dagster as dg
@@ -35,17 +36,25 @@ def latest_materializations(instance: dg.DagsterInstance, key: dg.AssetKey, days
     }
 
 
+def materialization_targets(
+    instance: dg.DagsterInstance, days: Iterable[str]
+) -> Callable[[dg.AssetKey], dict[str, Target]]:
+    """The days' latest materializations of an asset, looked up once per asset: a step's checks
+    (a dbt layer has dozens of tests) share them. Ask only once the step's own materializations of
+    the asset have been recorded."""
+    days = tuple(days)
+    return cache(lambda key: latest_materializations(instance, key, days))
+
+
 def daily_evaluations(
-    instance: dg.DagsterInstance,
+    targets: Mapping[str, Target],
     output_name: str,
     check: dg.AssetCheckKey,
     blocking: bool,
     results: Iterable[tuple[str, bool, dg.AssetCheckSeverity, str | None, Mapping[str, Any]]],
 ) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
     """One evaluation per (day, passed, severity, description, metadata), each tied to the day's
-    latest materialization, then the check's output."""
-    results = list(results)
-    targets = latest_materializations(instance, check.asset_key, (day for day, *_ in results))
+    latest materialization in `targets`, then the check's output."""
     for day, passed, severity, description, metadata in results:
         yield dg.AssetCheckEvaluation(
             asset_key=check.asset_key, check_name=check.name, passed=passed, severity=severity,
