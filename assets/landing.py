@@ -1,7 +1,8 @@
 """The landing zone as external assets: files the upstream system delivers, never written by Dagster.
 
 Declaring them gives the graph its true start (landing → bronze) and lets the UI show which days
-have landed; the dbt sources of the same names map onto these keys.
+have landed: bronze reports each file it loads as a materialization of its partition, with the
+file's md5 (assets/medallion.py). The dbt sources of the same names map onto these keys.
 """
 
 import dagster as dg
@@ -15,10 +16,12 @@ DAILY_FILES = {
     "weather": "`landing/weather/YYYY-MM-DD.csv`: hourly observations at EWR, JFK and LGA per local day.",
 }
 
+LOADED = " A day reads materialized once bronze has loaded its file (metadata: the file, its md5 and rows)."
+
 landing_daily = [
     dg.AssetSpec(
         key=["landing", name],
-        description=description,
+        description=description + LOADED,
         partitions_def=daily_partitions,
         group_name="landing",
         kinds={"csv"},

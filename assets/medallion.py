@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from dagster._core.definitions.data_version import DATA_VERSION_TAG
 from dagster_dbt import dbt_assets
 
 from assets.dbt_translator import TarmacDbtTranslator
@@ -25,7 +26,7 @@ from tarmac.paths import LANDING_DATASETS
 from tarmac.settings.loader import load_settings
 from tarmac.warehouse import WAREHOUSE_POOL, loaded_landing_files, partition_row_counts
 
-# Metadata key of a landing observation: the md5 of the file's content as bronze loaded it.
+# Metadata key of a landing file's materialization: the md5 of its content as bronze loaded it.
 LANDING_CHECKSUM = "tarmac/landing_md5"
 
 
@@ -49,6 +50,9 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtBuildResource, dbt_vars: d
         (dbt_vars.get("min_date"), dbt_vars.get("max_date")),
     )
     targets = materialization_targets(context.instance, context.partition_keys if context.has_partition_key_range else ())
+    # before bronze's own events, so that bronze records the files' versions as its inputs' and
+    # is not shown stale against what it has just loaded
+    _record_landing(context, dbt.warehouse.snapshot, [k for k in keys.values() if k is not None], dbt_vars)
     for event in events:
         key = keys[id(event)]
         if key in counts:
@@ -61,7 +65,6 @@ def _build(context: dg.AssetExecutionContext, dbt: DbtBuildResource, dbt_vars: d
             yield from _test_per_day(context, event, targets)
             continue
         yield event
-    _observe_landing(context, dbt.warehouse.snapshot, [k for k in keys.values() if k is not None], dbt_vars)
 
 
 def _test_per_day(
@@ -82,23 +85,29 @@ def _test_per_day(
     )
 
 
-def _observe_landing(
+def _record_landing(
     context: dg.AssetExecutionContext, snapshot: Path, keys: list[dg.AssetKey], dbt_vars: dict[str, Any]
 ) -> None:
-    """Record, as an observation of each landing file's asset partition, the checksum bronze loaded.
+    """Report each landing file bronze loaded as a materialization of its landing asset partition,
+    with the file's md5 as metadata and as its data version.
 
-    This is the landing zone's ledger: the landing sensor compares it with the files on disk, so a
-    file is processed once whoever launched the run (sensor, UI backfill, command line), and a
-    corrected file, whose checksum differs, is processed again.
+    The landing assets are external: Dagster never writes them, and a materialization reported
+    for an external asset is how Dagster records that its data was delivered (its partitions then
+    read as materialized in the UI; observations would leave them "Missing"). It is also the
+    landing zone's ledger: the landing sensor compares it with the files on disk, so a file is
+    processed once whoever launched the run (sensor, UI backfill, command line), and a corrected
+    file, whose checksum differs, is processed again.
     """
     window = (dbt_vars.get("min_date"), dbt_vars.get("max_date"))
     for key, source_file, checksum, rows in loaded_landing_files(snapshot, set(keys), window):
         partition = Path(source_file).stem if key.path[1] in LANDING_DATASETS else None
         context.log_event(
-            dg.AssetObservation(
+            dg.AssetMaterialization(
                 asset_key=dg.AssetKey(["landing", key.path[1]]),
                 partition=partition,
+                description=f"{source_file} as bronze loaded it",
                 metadata={LANDING_CHECKSUM: checksum, "file": source_file, "rows": rows},
+                tags={DATA_VERSION_TAG: checksum},
             )
         )
 

@@ -1,6 +1,6 @@
 """The online group: what the online store takes from the warehouse in batch.
 
-`online/planes` and `online/flight_features` copy the planes and each day's flights (attributes and
+`online/planes` and `online/flights` copy the planes and each day's flights (attributes and
 gold's batch-computed features) into the configured online store; the serving API looks flights up
 there. The speed layer writes the rolling windows beside them. Both assets read the warehouse
 read-only, inside its pool, and rewrite what they load as a whole (per day for flights)."""
@@ -18,7 +18,7 @@ from tarmac.online.retrieval import FLIGHT, PLANE
 from tarmac.warehouse import WAREHOUSE_POOL
 
 ONLINE_GROUP = "online"
-ONLINE_FLIGHTS_KEY = dg.AssetKey(["online", "flight_features"])
+ONLINE_FLIGHTS_KEY = dg.AssetKey(["online", "flights"])
 ONLINE_PLANES_KEY = dg.AssetKey(["online", "planes"])
 
 

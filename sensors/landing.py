@@ -1,9 +1,9 @@
 """Landing sensor: a new or corrected landing file triggers the runs for its partition.
 
 Each tick compares every landing file's md5 with two records:
-- the ledger: the checksum bronze last loaded for that file, which the bronze step writes as an
-  observation of the file's landing asset partition (whoever launched the run: this sensor, a UI
-  backfill or the command line);
+- the ledger: the checksum bronze last loaded for that file, which the bronze step reports as a
+  materialization of the file's landing asset partition (whoever launched the run: this sensor, a
+  UI backfill or the command line);
 - the sensor's cursor: the checksums it has already requested a run for.
 
 A file that matches either is left alone, so a file is never processed twice and a run that is
@@ -35,7 +35,7 @@ from tarmac.paths import LANDING_DATASETS, REFERENCE_DATASETS, TarmacPaths
 from tarmac.settings.loader import load_settings
 
 TRIGGER_TAG = "tarmac/trigger"
-OBSERVATION_BATCH = 5000
+LEDGER_BATCH = 5000
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,8 @@ class Cursor:
         self.stat: dict[str, list] = data.get("stat", {})  # relpath -> [mtime_ns, size, md5]
         self.loaded: dict[str, str] = data.get("loaded", {})  # relpath -> md5 bronze loaded
         self.requested: dict[str, str] = data.get("requested", {})  # relpath -> md5 a run was requested for
-        self.observations: dict[str, int] = data.get("observations", {})  # landing asset -> last storage id
+        # landing asset -> the last storage id read of its ledger (`observations` in older cursors)
+        self.ledger: dict[str, int] = data.get("ledger", data.get("observations", {}))
 
     def md5(self, relpath: str, path: Path) -> str:
         """The file's md5, hashed again only when its size or modification time changed."""
@@ -90,29 +91,29 @@ class Cursor:
         return checksum
 
     def read_ledger(self, instance: dg.DagsterInstance, datasets: Iterable[str]) -> None:
-        """Fold the bronze step's landing observations since the last tick into `loaded`."""
+        """Fold the landing files bronze reported loading since the last tick into `loaded`."""
         for dataset in datasets:
             key = dg.AssetKey(["landing", dataset])
-            after = self.observations.get(dataset)
+            after = self.ledger.get(dataset)
             while True:
-                result = instance.fetch_observations(
+                result = instance.fetch_materializations(
                     dg.AssetRecordsFilter(asset_key=key, after_storage_id=after),
-                    limit=OBSERVATION_BATCH,
+                    limit=LEDGER_BATCH,
                     ascending=True,
                 )
                 for record in result.records:
-                    metadata = record.asset_observation.metadata
+                    metadata = record.asset_materialization.metadata
                     if LANDING_CHECKSUM in metadata and "file" in metadata:
                         self.loaded[metadata["file"].value] = metadata[LANDING_CHECKSUM].value
                     after = record.storage_id
                 if not result.has_more:
                     break
             if after is not None:
-                self.observations[dataset] = after
+                self.ledger[dataset] = after
 
     def serialize(self) -> str:
         return json.dumps(
-            {"stat": self.stat, "loaded": self.loaded, "requested": self.requested, "observations": self.observations},
+            {"stat": self.stat, "loaded": self.loaded, "requested": self.requested, "ledger": self.ledger},
             sort_keys=True,
         )
 

@@ -399,7 +399,7 @@ def create_app(
         record = app.state.store.get_record(FLIGHT, flight_id)
         if record is None:
             raise HTTPException(404, f"flight {flight_id} is not in the online store: its day must be loaded "
-                                     "(materialize online/flight_features for it)")
+                                     "(materialize online/flights for it)")
         prediction_us = to_us(pd.Timestamp(record["prediction_ts"]))
         as_of_us = prediction_us if requested_us is None else requested_us
         try:

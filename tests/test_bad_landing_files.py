@@ -296,7 +296,7 @@ def test_a_file_that_cannot_be_read_fails_its_day_only_and_no_landed_file_is_cha
     with dagster_instance() as instance:
         from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
 
-        daily = [k for k in instance.get_asset_keys() if k.path[0] in ("silver", "gold") or k == dg.AssetKey(["online", "flight_features"])]
+        daily = [k for k in instance.get_asset_keys() if k.path[0] in ("silver", "gold") or k == dg.AssetKey(["online", "flights"])]
         for key in [*daily, dg.AssetKey(["bronze", "flights"])]:
             if key.path[-1] in ("planes", "airports", "airlines", "reference_quarantine"):
                 continue

@@ -198,3 +198,33 @@ def test_an_instance_without_a_one_slot_pool_is_refused(tmp_path, monkeypatch):
 
     with dagster_instance() as instance, pytest.raises(InstanceConfigError, match=r"default_limit is 3, not 1"):
         require_warehouse_pool(instance, WAREHOUSE_POOL)
+
+
+def test_a_step_left_waiting_beside_a_free_slot_is_assigned_it(dagster_home):
+    """Dagster's race between one run's step freeing the pool's slot and another run's step asking
+    for it: the asking step is queued unassigned after the free looked for someone to hand the slot
+    to, and nothing assigns it later. `assign_stranded_steps` (in every recovery pass) hands it the
+    free slot; a step that waits behind a slot in use is left waiting."""
+    from tarmac.orchestration.instance import dagster_instance
+    from tarmac.orchestration.recovery import assign_stranded_steps, process_identity
+
+    with dagster_instance() as instance:
+        require_warehouse_pool(instance, WAREHOUSE_POOL)
+        first, second = _started_run(instance, process_identity()), _started_run(instance, process_identity())
+        storage = instance.event_log_storage
+        storage.initialize_concurrency_limit_to_default(WAREHOUSE_POOL)
+        # waiting behind a slot in use: not stranded
+        assert storage.claim_concurrency_slot(WAREHOUSE_POOL, first.run_id, "online__planes").is_claimed
+        assert not storage.claim_concurrency_slot(WAREHOUSE_POOL, second.run_id, "silver_daily_checks").is_claimed
+        assert assign_stranded_steps(instance, min_wait_seconds=0) == []
+        storage.free_concurrency_slots_for_run(second.run_id)
+        # the race, in the order it happened: the asking step saw the slot taken, the holder freed
+        # it and found nobody queued, then the asking step queued itself unassigned
+        storage.free_concurrency_slot_for_step(first.run_id, "online__planes")
+        storage.add_pending_step(WAREHOUSE_POOL, second.run_id, "silver_daily_checks", should_assign=False)
+        for _ in range(3):  # as Dagster's executor polls it: blocked for good
+            assert not storage.claim_concurrency_slot(WAREHOUSE_POOL, second.run_id, "silver_daily_checks").is_claimed
+        assert assign_stranded_steps(instance, min_wait_seconds=3600) == []  # not waiting long enough yet
+        assert assign_stranded_steps(instance, min_wait_seconds=0) == [(second.run_id, "silver_daily_checks")]
+        assert storage.claim_concurrency_slot(WAREHOUSE_POOL, second.run_id, "silver_daily_checks").is_claimed
+        assert assign_stranded_steps(instance, min_wait_seconds=0) == []

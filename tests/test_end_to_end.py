@@ -188,7 +188,7 @@ def test_backfill_sensors_and_propagation_against_a_running_dagster(dagster_dev)
     expected = Counter(
         [(key, CORRECTED_DAY) for key in ("bronze/flights", "bronze/rejected_files", "silver/flights",
                                           "silver/quarantine", "silver/load_audit")]
-        + [(key, day) for key in ("gold/flight_features", "gold/training_set", "online/flight_features")
+        + [(key, day) for key in ("gold/flight_features", "gold/training_set", "online/flights")
            for day in [CORRECTED_DAY, *later]]
     )
     assert _materialized_since(instance, before) == expected

@@ -1,8 +1,8 @@
 """A fresh instance, a week of data, and one backfill from the UI of every partitioned asset.
 
 A week is too little to train a model on, so no model holds the champion alias: gold/predictions
-records the week's days as not scored (and says why) instead of failing, its checks are skipped,
-and the backfill completes successfully. The batch scoring sensor scores those days once a
+records the week's days as not scored (and says why) instead of failing, its checks warn on each
+day with that reason, and the backfill completes successfully. The batch scoring sensor scores those days once a
 champion exists.
 
 The reference tables have never been built on a fresh instance and are not selected: gold's plane
@@ -21,7 +21,7 @@ import pytest
 
 from assets.ml.predictions import NOT_SCORED, PREDICTIONS_KEY, not_scored_days
 from tarmac.days import days_between
-from tests.test_end_to_end import backfill_and_wait
+from tests.test_end_to_end import assert_every_day_evaluated, backfill_and_wait
 from tools.landing import fill_landing_zone
 
 DAYS = ("2013-03-04", "2013-03-10")
@@ -66,7 +66,7 @@ def test_a_week_backfill_of_every_partitioned_asset_succeeds_without_a_champion(
 
     graph = defs.get_repository_def().asset_graph
     keys = _partitioned_assets(graph)
-    assert PREDICTIONS_KEY in keys and dg.AssetKey(["online", "flight_features"]) in keys
+    assert PREDICTIONS_KEY in keys and dg.AssetKey(["online", "flights"]) in keys
     backfill_id, status = backfill_and_wait(server, graph, keys, days, "a week on a fresh instance")
     assert status == "COMPLETED_SUCCESS", server.log_tail()
     runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
@@ -93,11 +93,11 @@ def test_a_week_backfill_of_every_partitioned_asset_succeeds_without_a_champion(
         materialization = record.asset_materialization
         assert materialization.metadata["tarmac/scored"].value is False
         assert materialization.tags["dagster/data_version"] == NOT_SCORED
-        assert "no version of tarmac-flight-delay holds the champion alias yet" in materialization.description
+        assert "no version of tarmac-flight-delay holds the champion alias yet" in materialization.metadata["tarmac/not_scored"].value
     statuses = _partition_statuses(server, PREDICTIONS_KEY)
     assert statuses == [("MATERIALIZED", days[0], days[-1])], statuses
 
-    # the predictions step said why, once, and its checks were skipped, not evaluated
+    # the predictions step said why, once; its checks ran and warn on each day with that reason
     (scoring_run,) = [r for r in runs if PREDICTIONS_KEY in (r.asset_selection or ())]
     reasons = [
         e.user_message for e in instance.all_logs(scoring_run.run_id)
@@ -106,14 +106,21 @@ def test_a_week_backfill_of_every_partitioned_asset_succeeds_without_a_champion(
     assert len(reasons) == 1, reasons
     assert reasons[0].startswith(f"not scored [{days[0]}, 2013-03-11): no version of tarmac-flight-delay holds the champion alias yet")
     assert "the batch scoring sensor scores these days once a champion exists" in reasons[0]
-    skipped = instance.get_records_for_run(scoring_run.run_id, of_type=dg.DagsterEventType.STEP_SKIPPED).records
-    assert {r.event_log_entry.step_key for r in skipped} == {"ml_daily_checks"}
-    evaluated = {
-        r.event_log_entry.dagster_event.event_specific_data.asset_check_key
-        for run in runs
-        for r in instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, limit=100_000).records
-    }
-    assert evaluated and not [k for k in evaluated if k.asset_key == PREDICTIONS_KEY]
+    assert not instance.get_records_for_run(scoring_run.run_id, of_type=dg.DagsterEventType.STEP_SKIPPED).records
+    evaluations = [
+        e for r in instance.get_records_for_run(
+            scoring_run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION, limit=100_000
+        ).records
+        if (e := r.event_log_entry.dagster_event.event_specific_data).asset_key == PREDICTIONS_KEY
+    ]
+    judged = sorted((e.check_name, e.partition) for e in evaluations)
+    assert judged == sorted((name, day) for name in ("model_performance", "schema") for day in days), judged
+    for evaluation in evaluations:
+        assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN, evaluation
+        assert evaluation.description.startswith("not scored: no version of tarmac-flight-delay holds the champion alias")
+    statuses = server.check_partition_statuses(list(PREDICTIONS_KEY.path))  # as the UI shows them: warned
+    assert statuses == {name: dict.fromkeys(days, "FAILED") for name in ("model_performance", "schema")}, statuses
+    assert_every_day_evaluated(server, graph, set(keys) - {PREDICTIONS_KEY}, days)
 
     # once a champion exists, the scoring sensor requests the whole week: on its first tick, and
     # with a cursor that already knows the champion (the days count as never scored)

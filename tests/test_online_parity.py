@@ -63,7 +63,7 @@ def test_crafted_edge_cases_online_equal_gold_and_hand_arithmetic_and_a_wrong_va
     assert sum(e.metadata["flights_compared"].value for e in evaluations if "flights_compared" in e.metadata) == 30
 
     flight_ids = _all_flights(paths)
-    # the records online/flight_features loaded (JSON built in DuckDB) hold what Python would build:
+    # the records online/flights loaded (JSON built in DuckDB) hold what Python would build:
     # NULL features (unknown tail number, stale weather), flights across local midnight, the types
     with duckdb.connect(str(paths.warehouse), read_only=True) as con:
         expected_records = _records_built_in_python(con)

@@ -63,7 +63,7 @@ def test_lookback_graph_is_the_one_the_dbt_models_declare():
     mapping = graph.get_partition_mapping(gold, dg.AssetKey(["silver", "flights"]))
     assert mapping.start_offset == -10
     assert daily_downstream(graph, [gold]) == [
-        gold, dg.AssetKey(["gold", "training_set"]), dg.AssetKey(["online", "flight_features"])
+        gold, dg.AssetKey(["gold", "training_set"]), dg.AssetKey(["online", "flights"])
     ]
 
 

@@ -6,10 +6,10 @@ from gold.flight_features, every flight including those whose label will never b
 
 Until a model holds the champion alias (a fresh instance, a week of data: too little to train on),
 a run scores nothing and writes nothing: it logs why and records each of its days as *not scored*
-(a materialization whose data version is `NOT_SCORED`), without yielding its output, so the
-predictions' checks are skipped, the run succeeds, and an asset backfill that targets the days
-completes successfully (Dagster marks a backfill's targeted partition failed when its run ends
-without materializing it). `batch_scoring_sensor` scores these days once a champion exists.
+(a materialization whose data version is `NOT_SCORED`, with the reason), so the run succeeds, an
+asset backfill that targets the days completes successfully, and the predictions' checks report
+each such day as a warning that says why instead of judging scores that do not exist.
+`batch_scoring_sensor` scores these days once a champion exists.
 """
 
 
@@ -57,7 +57,6 @@ create table if not exists gold.predictions (
     pool=WAREHOUSE_POOL,
     owners=["team:ml-features"],
     metadata={"dagster/column_schema": column_schema(PREDICTIONS_KEY, {})},
-    output_required=False,  # no champion: the days are recorded as not scored, the checks skipped
 )
 def predictions(
     context: dg.AssetExecutionContext,
@@ -73,7 +72,7 @@ def predictions(
     registry = model_registry.open()
     champion = registry.champion()
     if champion is None:
-        _record_not_scored(context, settings.model_name, start, end)
+        yield _not_scored(context, settings.model_name, start, end)
         return
     model = registry.load(champion.version)
     columns = ", ".join(["flight_id", "flight_date", "prediction_ts", *model_features()])
@@ -118,20 +117,18 @@ def not_scored_reason(model_name: str) -> str:
     )
 
 
-def _record_not_scored(context: dg.AssetExecutionContext, model_name: str, start: str, end: str) -> None:
+def _not_scored(context: dg.AssetExecutionContext, model_name: str, start: str, end: str) -> dg.MaterializeResult:
     """Log why, and record each day of the run as not scored; the warehouse is not touched."""
     reason = not_scored_reason(model_name)
     context.log.info(f"not scored [{start}, {end}): {reason}")
-    for day in context.partition_keys:
-        context.log_event(
-            dg.AssetMaterialization(
-                asset_key=PREDICTIONS_KEY,
-                partition=day,
-                description=f"not scored: {reason}",
-                metadata={"tarmac/scored": dg.MetadataValue.bool(False), "tarmac/window": dg.MetadataValue.text(f"[{start}, {end})")},
-                tags={DATA_VERSION_TAG: NOT_SCORED},
-            )
-        )
+    return dg.MaterializeResult(
+        metadata={
+            "tarmac/scored": dg.MetadataValue.bool(False),
+            "tarmac/not_scored": dg.MetadataValue.text(reason),
+            "tarmac/window": dg.MetadataValue.text(f"[{start}, {end})"),
+        },
+        data_version=dg.DataVersion(NOT_SCORED),
+    )
 
 
 def not_scored_days(instance: dg.DagsterInstance) -> set[str]:

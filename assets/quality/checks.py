@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import dagster as dg
 import ibis
 
+from assets.ml.predictions import PREDICTIONS_KEY, not_scored_days, not_scored_reason
 from assets.partitions import daily_partitions, partition_days
 from assets.quality.evaluations import daily_evaluations, materialization_targets
 from resources.config import TarmacConfig
@@ -56,7 +57,7 @@ DAILY_CHECKS: dict[str, dict[tuple[str, str], list[str]]] = {
         ("gold", "training_set"): ["schema"],
     },
     "ml": {("gold", "predictions"): ["schema", "model_performance"]},
-    "online": {("online", "flight_features"): ["training_serving_parity"]},
+    "online": {("online", "flights"): ["training_serving_parity"]},
 }
 REFERENCE_TABLES = [
     (layer, name) for layer in ("bronze", "silver") for name in ("planes", "airports", "airlines")
@@ -162,15 +163,34 @@ def _evaluate(
 ) -> list[evaluate.Outcome]:
     inputs = CheckInputs.from_resources(tarmac, model_registry)
     settings, paths = inputs.quality, inputs.paths
+    unscored = _not_scored(context.instance, specs, days)
+    outcomes = [
+        evaluate.Outcome(PREDICTIONS_KEY, spec.name, day, "warn", f"not scored: {not_scored_reason(inputs.settings.ml.model_name)}")
+        for spec in specs
+        if spec.asset_key == PREDICTIONS_KEY
+        for day in days
+        if day in unscored
+    ]
     with warehouse_resource.reader() as con:
         warehouse = ibis.duckdb.from_connection(con.cursor())  # its own cursor: DuckDB 2 refuses interleaved results
-        outcomes = [o for spec in specs for o in evaluate_days(warehouse, con, spec.asset_key, spec.name, days, inputs)]
+        for spec in specs:
+            judged = [day for day in days if not (spec.asset_key == PREDICTIONS_KEY and day in unscored)]
+            if judged:
+                outcomes += evaluate_days(warehouse, con, spec.asset_key, spec.name, judged, inputs)
     recorded = monitoring.record(paths.monitoring, context.run.run_id, outcomes)
     context.log.info(f"{len(outcomes)} check evaluations, {recorded} metrics recorded in {paths.monitoring}")
     for outcome in outcomes:
         if outcome.check_name == "drift":
             _attach_drift_report(outcome, paths, settings)
     return outcomes
+
+
+def _not_scored(instance: dg.DagsterInstance, specs: list[dg.AssetCheckSpec], days: list[str | None]) -> set[str]:
+    """The run's days recorded as not scored for want of a champion: there are no predictions to
+    judge, so their checks warn with the reason instead of failing on an empty day."""
+    if not any(spec.asset_key == PREDICTIONS_KEY for spec in specs):
+        return set()
+    return {day for day in days if day} & not_scored_days(instance)
 
 
 def _attach_drift_report(outcome: evaluate.Outcome, paths: TarmacPaths, settings: QualitySettings) -> None:

@@ -9,7 +9,11 @@ and the process's start time, which a recycled pid does not share), and `recover
 - marks failed every unfinished run whose process is gone from this host;
 - frees the pool slots (claimed or pending) of every finished run, whoever launched it: the code
   server marks a dead run worker's run failed but does not free its slots, and a DAGSTER_HOME whose
-  dagster.yaml predates `run_monitoring.free_slots_after_run_end_seconds` would keep them.
+  dagster.yaml predates `run_monitoring.free_slots_after_run_end_seconds` would keep them;
+- hands a free slot to a step left waiting beside it (`assign_stranded_steps`): when one run's
+  step frees the pool's slot at the moment another run's step asks for it, Dagster can queue the
+  asking step unassigned after the free has looked for someone to hand the slot to, and nothing
+  assigns it later: the step waits forever beside a free slot.
 
 It runs at the start of every backfill and in the daemon (`dead_run_sensor`), so a crash costs the
 next run a few seconds, not a person.
@@ -20,6 +24,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -141,7 +146,37 @@ def recover_dead_runs(instance: dg.DagsterInstance, log: Callable[[str], None] =
             storage.free_concurrency_slots_for_run(run_id)
             log(f"run {run_id}: {'finished' if run else 'deleted'} but still holding pool slots; freed")
             released.append(run_id)
+    assign_stranded_steps(instance, log)
     return released
+
+
+def assign_stranded_steps(
+    instance: dg.DagsterInstance, log: Callable[[str], None] = lambda _: None, min_wait_seconds: float = 10.0
+) -> list[tuple[str, str]]:
+    """Hand each pool's free slots to the steps that have waited at least `min_wait_seconds`
+    unassigned beside them; returns the (run id, step key) pairs that were waiting.
+
+    Assigning is what Dagster itself does when a slot is freed, in the same order (priority, then
+    arrival); the slot rows stay the semaphore, so a step assigned while another claims the slot
+    in the same instant waits for its turn instead of running beside it.
+    """
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return []
+    now = time.time()
+    stranded: list[tuple[str, str]] = []
+    for pool in storage.get_concurrency_keys():
+        info = storage.get_concurrency_info(pool)
+        waiting = [
+            step for step in info.pending_steps
+            if step.assigned_timestamp is None and now - step.enqueued_timestamp.timestamp() >= min_wait_seconds
+        ]
+        if waiting and storage.has_unassigned_slots(pool):
+            storage.assign_pending_steps([pool])
+            stranded += [(step.run_id, step.step_key) for step in waiting]
+            log(f"pool {pool}: a slot was free while {len(waiting)} step(s) waited unassigned "
+                f"({', '.join(f'{s.run_id}:{s.step_key}' for s in waiting[:5])}); the first in line was assigned it")
+    return stranded
 
 
 def default_instance_config() -> str:

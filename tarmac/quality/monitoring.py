@@ -46,7 +46,8 @@ def record(database: Path, run_id: str, outcomes: Iterable[Outcome]) -> int:
     database.parent.mkdir(parents=True, exist_ok=True)
     with duckdb.connect(str(database)) as con:
         con.execute(DDL)
-        con.executemany("insert into check_metrics values (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        if rows:  # DuckDB refuses an empty executemany
+            con.executemany("insert into check_metrics values (?, ?, ?, ?, ?, ?, ?, ?)", rows)
     return len(rows)
 
 
