@@ -99,17 +99,25 @@ def _record_landing(
     file, whose checksum differs, is processed again.
     """
     window = (dbt_vars.get("min_date"), dbt_vars.get("max_date"))
+    reported = set()
     for key, source_file, checksum, rows in loaded_landing_files(snapshot, set(keys), window):
         partition = Path(source_file).stem if key.path[1] in LANDING_DATASETS else None
+        landing = dg.AssetKey(["landing", key.path[1]])
         context.log_event(
             dg.AssetMaterialization(
-                asset_key=dg.AssetKey(["landing", key.path[1]]),
+                asset_key=landing,
                 partition=partition,
                 description=f"{source_file} as bronze loaded it",
                 metadata={LANDING_CHECKSUM: checksum, "file": source_file, "rows": rows},
                 tags={DATA_VERSION_TAG: checksum},
             )
         )
+        reported.add(landing)
+    # Dagster read the inputs' versions when the step started; bronze's provenance must name the
+    # files it has just loaded, or the UI would show it stale against them
+    step = context.op_execution_context._step_execution_context
+    for landing in reported:
+        step.wipe_input_asset_version_info(landing)
 
 
 def _asset_key(context: dg.AssetExecutionContext, event: Any) -> dg.AssetKey | None:

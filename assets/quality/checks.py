@@ -13,6 +13,7 @@ the check's Partitions view in the UI shows each day passed or failed (assets/qu
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import dagster as dg
 import ibis
@@ -204,6 +205,12 @@ def _severity(outcome_severity: str) -> dg.AssetCheckSeverity:
     return dg.AssetCheckSeverity.ERROR if outcome_severity == "error" else dg.AssetCheckSeverity.WARN
 
 
+def _with_figures(outcome: evaluate.Outcome) -> dict[str, Any]:
+    """The outcome's metadata and its figures as numbers, which the check's page plots over time."""
+    figures = {name: dg.MetadataValue.float(float(value)) for name, value in outcome.metrics.items() if value is not None}
+    return {**figures, **outcome.metadata}
+
+
 def _report(
     context: dg.AssetCheckExecutionContext, specs: list[dg.AssetCheckSpec], outcomes: list[evaluate.Outcome]
 ) -> Iterator[dg.AssetCheckResult | dg.AssetCheckEvaluation | dg.Output]:
@@ -220,12 +227,12 @@ def _report(
             (outcome,) = results
             yield dg.AssetCheckResult(
                 asset_key=spec.asset_key, check_name=spec.name, passed=outcome.passed,
-                severity=_severity(outcome.severity), description=outcome.summary, metadata=outcome.metadata,
+                severity=_severity(outcome.severity), description=outcome.summary, metadata=_with_figures(outcome),
             )
             continue
         yield from daily_evaluations(
             targets(spec.asset_key), assets_def.get_output_name_for_asset_check_key(spec.key), spec.key, spec.blocking,
-            ((o.partition, o.passed, _severity(o.severity), o.summary, o.metadata) for o in results),
+            ((o.partition, o.passed, _severity(o.severity), o.summary, _with_figures(o)) for o in results),
         )
 
 
