@@ -97,8 +97,9 @@ def _git_commit() -> str:
         dg.AssetCheckSpec(
             "promotion_gate",
             asset=MODEL_KEY,
-            description="The new version became champion: upstream blocking checks passed and it beat the "
-            "champion and the baseline on the test days.",
+            description="The new version became champion: upstream blocking checks passed, it beat the "
+            "baseline on the test days, and the champion by more than noise (the lower bound of the "
+            "gain's bootstrap interval over the test days).",
         )
     ],
 )
@@ -140,7 +141,7 @@ def flight_delay_model(
         {**tags, SCORE_REFERENCE_TAG: json.dumps(reference)}, [plot, run_dir / "score_reference.json"],
     )
     gate = _promotion_gate(
-        context, settings.promotion, training_gate, registry, candidate, periods["test"], metrics, split
+        context, settings.promotion, training_gate, registry, candidate, periods["test"], scores["test"], metrics, split
     )
     return dg.MaterializeResult(
         metadata={
@@ -179,23 +180,30 @@ def _promotion_gate(
     registry,
     candidate,
     test,
+    test_scores,
     metrics: dict[str, float],
     split: TimeSplit,
 ) -> dg.AssetCheckResult:
     """Decide, move the alias if the candidate wins, tag the version with the verdict, and report it."""
     from tarmac.ml import training  # see flight_delay_model
+    from tarmac.ml.bootstrap import paired_bootstrap
 
     champion = registry.champion()
-    champion_test = None
+    champion_test = improvement = None
     if champion is not None:  # judged on the same test days as the candidate
         champion_scores = training.delay_probability(registry.load(champion.version), test)
         champion_test = training.classification_metrics(test[training.LABEL], champion_scores)
+        bootstrap = settings.bootstrap
+        improvement = paired_bootstrap(
+            settings.metric, test[training.LABEL].astype(int), test_scores, champion_scores, test["flight_date"],
+            bootstrap.resamples, bootstrap.confidence, bootstrap.seed,
+        )
     failed = []
     if settings.require_upstream_checks:
         failed = failed_blocking_checks(context.instance, gate.checks, _partition_days(split))
     test_metrics = {k.removeprefix("test_"): v for k, v in metrics.items() if k.startswith("test_")}
     baseline_test = {k.removeprefix("baseline_test_"): v for k, v in metrics.items() if k.startswith("baseline_test_")}
-    decision = decide(settings, test_metrics, baseline_test, champion_test, failed)
+    decision = decide(settings, test_metrics, baseline_test, champion_test, failed, improvement)
     if decision.promote:
         registry.promote(candidate.version)
     verdict = "champion" if decision.promote else "refused"
@@ -213,6 +221,10 @@ def _promotion_gate(
     if champion is not None:
         metadata["previous_champion_version"] = dg.MetadataValue.text(champion.version)
         metadata[f"previous_champion_test_{metric}"] = dg.MetadataValue.float(champion_test[metric])
+        metadata["gain"] = dg.MetadataValue.float(improvement.estimate)
+        metadata["gain_interval_low"] = dg.MetadataValue.float(improvement.low)
+        metadata["gain_interval_high"] = dg.MetadataValue.float(improvement.high)
+        metadata["gain_interval"] = dg.MetadataValue.text(improvement.describe())
     return dg.AssetCheckResult(
         check_name="promotion_gate",
         passed=decision.promote,

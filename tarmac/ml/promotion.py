@@ -1,5 +1,7 @@
 """The promotion gate: a new model takes the `champion` alias only when the data behind it passed its
-blocking checks and it beats both the current champion and the baseline on the same test days."""
+blocking checks and it beats both the baseline and the current champion on the same test days,
+the champion by more than noise: the lower bound of the gain's paired bootstrap interval over the
+test days (tarmac/ml/bootstrap.py) must clear `min_improvement`."""
 
 from __future__ import annotations
 
@@ -9,10 +11,8 @@ from dataclasses import dataclass, field
 import dagster as dg
 from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
+from tarmac.ml.bootstrap import LOWER_IS_BETTER, Improvement
 from tarmac.settings.ml import PromotionSettings
-
-# Metrics where lower is better; every other metric is better higher.
-LOWER_IS_BETTER = {"log_loss", "brier"}
 
 
 @dataclass(frozen=True)
@@ -33,8 +33,13 @@ def decide(
     baseline: Mapping[str, float],
     champion: Mapping[str, float] | None,
     failed_checks: list[str],
+    improvement: Improvement | None = None,
 ) -> Decision:
-    """Every rule that refuses the promotion is named, with its numbers; no rule refusing means promote."""
+    """Every rule that refuses the promotion is named, with its numbers; no rule refusing means promote.
+
+    Against a champion, the gain's bootstrap interval (`improvement`) decides: its lower bound must
+    clear `min_improvement`. Without one, the point estimates are compared (the rule's figures
+    alone, as for the baseline)."""
     metric = settings.metric
     reasons = []
     if settings.require_upstream_checks and failed_checks:
@@ -42,7 +47,11 @@ def decide(
         reasons.append(f"{len(failed_checks)} upstream blocking check evaluations did not pass: {shown}")
     if settings.require_beats_baseline and not _better(metric, challenger[metric], baseline[metric], 0.0):
         reasons.append(f"test {metric} {challenger[metric]:.4f} does not beat the baseline's {baseline[metric]:.4f}")
-    if champion is not None and not _better(metric, challenger[metric], champion[metric], settings.min_improvement):
+    if champion is not None and improvement is not None:
+        if not improvement.low > settings.min_improvement:
+            reasons.append(f"does not beat the champion by more than noise: {improvement.describe()}, "
+                           f"whose lower bound does not clear {settings.min_improvement}")
+    elif champion is not None and not _better(metric, challenger[metric], champion[metric], settings.min_improvement):
         reasons.append(
             f"test {metric} {challenger[metric]:.4f} does not beat the champion's {champion[metric]:.4f} "
             f"on the same days by more than {settings.min_improvement}"

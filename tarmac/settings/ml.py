@@ -69,12 +69,22 @@ class BaselineSettings(StrictSettings):
     prior_flights: float = Field(default=50, ge=0)
 
 
+class BootstrapSettings(StrictSettings):
+    """The paired bootstrap of the gain over the champion: whole test days resampled."""
+
+    resamples: int = Field(default=1000, ge=100)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)
+    seed: int = 7
+
+
 class PromotionSettings(StrictSettings):
     """When a newly trained model may take the `champion` alias."""
 
     metric: Literal["roc_auc", "pr_auc", "log_loss", "brier"] = "roc_auc"
-    # the challenger must beat the champion, both scored on the same test days, by more than this
+    # the challenger must beat the champion, both scored on the same test days: the lower bound of
+    # the gain's bootstrap interval must be above this
     min_improvement: float = 0.0
+    bootstrap: BootstrapSettings = BootstrapSettings()
     # and beat the baseline on the test days
     require_beats_baseline: bool = True
     # and every blocking check upstream must have passed on every day the model learned from
