@@ -29,13 +29,14 @@ PYTEST_WORKERS ?= 3
 TEST_TMPDIR ?= $(shell [ -d /dev/shm ] && [ -w /dev/shm ] && echo /dev/shm)
 PYTEST := $(if $(TEST_TMPDIR),TMPDIR=$(TEST_TMPDIR) )$(RUN) pytest -n $(PYTEST_WORKERS) -p no:cacheprovider --dist loadgroup
 
-.PHONY: help uv setup manifest instance landing backfill lint validate run replay test test-fast bench mlflow serve screenshot clean
+.PHONY: help uv setup manifest instance landing backfill check lint validate run replay test test-fast bench mlflow serve screenshot clean
 
 help:
 	@echo "make run                       set up, land 2013, materialize it, serve the UI on 127.0.0.1:3000"
 	@echo "make test                      set up, lint, validate the definitions and run the whole test suite"
 	@echo "make test-fast                 lint and the tests that materialize no pipeline (about a minute)"
 	@echo "make backfill START=.. END=..  land and materialize a range of days headlessly"
+	@echo "make check START=.. END=..     run every asset check of the range, materializing nothing"
 	@echo "make replay [SECONDS_PER_DAY=60] play 2013 back one landing day at a time; sensors drive the pipeline"
 	@echo "make mlflow                    the MLflow UI (models, versions, the champion) on 127.0.0.1:5000"
 	@echo "make serve                     the serving API on 127.0.0.1:8000, the speed layer replaying silver beside it"
@@ -77,6 +78,10 @@ validate: manifest
 
 backfill: manifest
 	$(RUN) python -m tools.cli backfill --start $(START) --end $(END)
+
+# Every asset check of the range on the materialized warehouse, materializing nothing (CI runs it).
+check: manifest
+	$(RUN) python -m tools.cli check --start $(START) --end $(END) $(if $(JSON),--json $(JSON))
 
 # Materializes 2013, then serves the UI with the sensors running: they find every landed file
 # already loaded, so nothing is launched twice.

@@ -17,6 +17,7 @@ import duckdb
 import psycopg2
 import pytest
 import yaml
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 from psycopg2 import sql
 
 from tarmac.days import days_between
@@ -394,3 +395,18 @@ def dagster_dev(request, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
     finally:
         server.stop()
         instance.dispose()
+
+
+def planned_after_their_run(instance: dg.DagsterInstance) -> list[str]:
+    """Check executions still PLANNED although the run they were planned in has ended."""
+    from definitions import defs
+
+    ended = {r.run_id for r in instance.get_runs() if r.is_finished}
+    left = []
+    for key in defs.get_repository_def().asset_graph.asset_check_keys:
+        for record in instance.event_log_storage.get_asset_check_execution_history(
+            key, limit=100_000, status={AssetCheckExecutionRecordStatus.PLANNED}
+        ):
+            if record.run_id in ended:
+                left.append(f"{key.to_user_string()} in run {record.run_id}")
+    return left

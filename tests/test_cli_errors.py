@@ -51,3 +51,10 @@ def test_an_instance_whose_pool_admits_several_writers_is_refused(tmp_path, monk
     assert main(BACKFILL) == 2
     line = _one_line_error(capsys)
     assert f"{home / 'dagster.yaml'}: concurrency.pools.default_limit is 2, not 1" in line, line
+
+
+def test_check_on_a_range_nothing_was_materialized_for_says_so(capsys, paths, dagster_home):
+    assert main(["check", "--start", "2013-02-10", "--end", "2013-02-14", "--in-process"]) == 2
+    out, err = capsys.readouterr()
+    assert "gold/flight_features: not materialized on 2013-02-10, 2013-02-11, 2013-02-12, 2013-02-13, 2013-02-14" in out
+    assert err.strip() == "tarmac check: nothing is materialized for 2013-02-10..2013-02-14: run `make backfill` first"

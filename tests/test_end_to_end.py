@@ -18,7 +18,7 @@ import dagster as dg
 
 from assets.ml.model import ML_GROUP
 from tarmac.days import days_between
-from tests.conftest import SENSOR_INTERVAL
+from tests.conftest import SENSOR_INTERVAL, planned_after_their_run
 from tools.dagster_dev import wait_for
 from tools.landing import fill_landing_zone
 
@@ -196,6 +196,7 @@ def test_backfill_sensors_and_propagation_against_a_running_dagster(dagster_dev)
     assert triggers == {"landing": 2, "downstream_refresh": 1}
     assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in _pipeline_runs(instance))
     assert_every_day_evaluated(server, graph, pipeline, [*days, NEW_DAY])
+    assert not planned_after_their_run(instance)  # no check left planned by any run that ended
 
 
 def assert_every_day_evaluated(server, graph, assets: set[dg.AssetKey], days: list[str]) -> None:

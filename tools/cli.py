@@ -4,6 +4,7 @@
                                     [--scale-factor 10] [--seed 13] [--overwrite]
     python -m tools.cli backfill --start 2013-01-01 --end 2013-12-31 [--skip-if-materialized]
                                      [--scale-factor 10] [--seed 13]
+    python -m tools.cli check --start 2013-02-10 --end 2013-02-14 [--json checks.jsonl]
     python -m tools.cli replay [--start 2013-01-01] [--end 2013-12-31] [--seconds-per-day 60]
     python -m tools.cli instance    # create DAGSTER_HOME's storage (and PostgreSQL database) now
     python -m tools.cli features [--lock]    # print the feature registry; --lock records its versions
@@ -98,6 +99,41 @@ def _backfill(args: argparse.Namespace, argv: list[str]) -> int:
     for check in failed_checks:
         print(f"blocking check failed: {check}", file=sys.stderr)
     return 1
+
+
+def _check(args: argparse.Namespace, argv: list[str]) -> int:
+    if not args.in_process:
+        return supervise(["check", *argv, "--in-process"])
+    from pathlib import Path
+
+    from tarmac.orchestration.instance import dagster_instance
+    from tarmac.orchestration.recovery import recover_dead_runs, require_warehouse_pool, run_process_tags
+    from tarmac.warehouse import WAREHOUSE_POOL
+    from tools.checks import run_checks, table, write_json
+    from tools.preflight import check_data_dir
+
+    paths = TarmacPaths.from_env()
+    check_data_dir(paths)
+    started = time.perf_counter()
+    with dagster_instance() as instance:
+        require_warehouse_pool(instance, WAREHOUSE_POOL)
+        recover_dead_runs(instance, log=print)
+        checked = run_checks(args.start, args.end, instance, log=print, run_tags=run_process_tags(invocation_id()))
+    if not checked.results:
+        print(f"tarmac check: nothing is materialized for {args.start}..{args.end}: run `make backfill` first",
+              file=sys.stderr)
+        return 2
+    print(table(checked.evaluations))
+    if args.json:
+        write_json(checked.evaluations, Path(args.json))
+        print(f"evaluations written to {args.json}")
+    for r in checked.results:
+        print(f"run {r.run_id}: {'success' if r.success else 'FAILED'}")
+    print(f"{len(checked.results)} check runs for {args.start}..{args.end} in {time.perf_counter() - started:.1f} s")
+    for e in checked.blocking_failures:
+        print(f"blocking check failed: {e.asset_key.to_user_string()}:{e.check_name} {e.partition or ''}: {e.description}",
+              file=sys.stderr)
+    return checked.exit_status
 
 
 def _instance(args: argparse.Namespace) -> int:
@@ -205,6 +241,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     backfill.set_defaults(handler=_backfill)
 
+    check = commands.add_parser(
+        "check", help="evaluate every asset check of the materialized assets for a range, materializing nothing; "
+        "non-zero exit when a blocking check fails",
+    )
+    check.add_argument("--start", required=True)
+    check.add_argument("--end", required=True)
+    check.add_argument("--json", help="also write the evaluations as JSON lines to this file")
+    check.add_argument("--in-process", action="store_true", help="run in this process instead of a supervised child (tests)")
+    check.set_defaults(handler=_check)
+
     replay = commands.add_parser("replay", help="land one day at a time on a replay clock, for the sensors")
     replay.add_argument("--start", help="first day (default: replay.start in tarmac.yaml)")
     replay.add_argument("--end", default=LAST_DAY)
@@ -239,8 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     from tools.preflight import USER_ERRORS  # Dagster's instance errors among them
 
     try:
-        if args.handler is _backfill:
-            return _backfill(args, argv[1:])
+        if args.handler in (_backfill, _check):
+            return args.handler(args, argv[1:])
         return args.handler(args)
     except USER_ERRORS as error:  # what the user can fix: one line, no traceback
         print(f"tarmac {args.command}: {' '.join(str(error).split())}", file=sys.stderr)

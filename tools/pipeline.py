@@ -63,19 +63,22 @@ def execute_asset_run(
     checks: list[dg.AssetChecksDefinition],
     tags: dict[str, str],
     resources: dict[str, object] | None = None,
+    check_keys: frozenset[dg.AssetCheckKey] | None = None,
 ) -> dg.JobExecutionResult:
     """Materialize `assets` with `checks` in this process, as a run of the code location's asset
     job: the UI labels it with the location, lists it on the overview timeline and can re-execute
     it (`dg.materialize` makes a run of an ephemeral job, which the UI can do none of that with).
     `resources` replace the definitions' resources of the same names for this run (a re-execution
-    from the UI runs with the code location's own)."""
+    from the UI runs with the code location's own). `check_keys` instead of the assets' and
+    `checks`' own: with no `assets`, a run that evaluates those checks and materializes nothing."""
     definitions = defs
     if resources:
         definitions = dg.Definitions(assets=defs.assets, asset_checks=defs.asset_checks,
                                      resources={**defs.resources, **resources}, executor=defs.executor)
     job = definitions.resolve_implicit_global_asset_job_def()
     asset_keys = frozenset(k for a in assets for k in a.keys)
-    check_keys = frozenset(k for d in [*assets, *checks] for k in d.check_keys)
+    if check_keys is None:
+        check_keys = frozenset(k for d in [*assets, *checks] for k in d.check_keys)
     subset = job.get_subset(asset_selection=asset_keys, asset_check_selection=check_keys)
     run_tags = {**job.run_tags, **tags}
     plan = create_execution_plan(subset, run_config={}, tags=run_tags,

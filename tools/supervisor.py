@@ -70,7 +70,7 @@ def supervise(argv: list[str]) -> int:
         deadline = None
         while child.poll() is None:
             if received and deadline is None:
-                print(f"\nbackfill: {signal.Signals(received[0]).name} received: stopping (at most "
+                print(f"\n{argv[0]}: {signal.Signals(received[0]).name} received: stopping (at most "
                       f"{GRACE_SECONDS:.0f} s); its runs are then marked canceled and their slots freed", file=sys.stderr)
                 deadline = time.monotonic() + GRACE_SECONDS
                 preload.join()

@@ -283,9 +283,11 @@ def value_ranges(
         outlier_summary[column] = {"outliers": count, "values": n, "low": low, "high": high, "reference_values": n_ref}
         if share > config.max_outlier_share:
             severity = "warn"
+    examples = "; ".join(f"{c}={v} breaks {r} at {f}:{line}" for c, v, r, f, line in nulled[:3])
     return Outcome(
         key, "value_ranges", window.day, severity,
-        f"{nulled_total} impossible value(s) nulled in silver; outliers beyond {config.iqr_multiplier} IQR: "
+        f"{nulled_total} impossible value(s) nulled in silver" + (f" ({examples})" if examples else "")
+        + f"; outliers beyond {config.iqr_multiplier} IQR: "
         + ", ".join(f"{c} {v['outliers'] if v['outliers'] is not None else '-'}/{v['values']}" for c, v in outlier_summary.items()),
         metrics=metrics,
         metadata={
