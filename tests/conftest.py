@@ -258,7 +258,9 @@ def read_warehouse(paths: TarmacPaths, sql: str, params: list | None = None) -> 
 @dataclass(frozen=True)
 class Materialized:
     """Days materialized once, in a data directory and an instance of their own, with the
-    project's settings: what the tests that only read them share. A test must not write to it."""
+    project's settings: what the tests that only read them share. A test must not change their
+    data; evaluating checks again (`make check`) adds evaluations, and metrics that the
+    `latest_check_metrics` view supersedes, and nothing else."""
 
     paths: TarmacPaths
     instance: dg.DagsterInstance
@@ -408,5 +410,5 @@ def planned_after_their_run(instance: dg.DagsterInstance) -> list[str]:
             key, limit=100_000, status={AssetCheckExecutionRecordStatus.PLANNED}
         ):
             if record.run_id in ended:
-                left.append(f"{key.to_user_string()} in run {record.run_id}")
+                left.append(f"{key.to_user_string()}[{record.partition}] in run {record.run_id}")
     return left

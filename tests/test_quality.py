@@ -45,7 +45,7 @@ def test_real_data_the_1048_mph_wind_is_caught_and_null_rates_are_recorded(real_
     ranges = evaluations(results, "silver/weather", "value_ranges")
     windy = ranges["2013-02-12"]
     assert not windy.passed and windy.severity == dg.AssetCheckSeverity.WARN
-    (violation,) = windy.metadata["domain_violations"].value
+    (violation,) = windy.metadata["impossible_values"].value
     assert violation["column"] == "wind_speed" and float(violation["value"]) == pytest.approx(1048.36058)
     assert violation["file"] == "landing/weather/2013-02-12.csv" and violation["line"] == 5
     assert ranges["2013-02-11"].passed
@@ -53,7 +53,7 @@ def test_real_data_the_1048_mph_wind_is_caught_and_null_rates_are_recorded(real_
     # every check of every partition recorded its numbers, weather null rates among them
     rows = metrics(
         paths,
-        "select partition_date::varchar, value from check_metrics where asset_key = 'silver/weather' "
+        "select partition_date::varchar, value from latest_check_metrics where asset_key = 'silver/weather' "
         "and check_name = 'missing_values' and metric = 'null_rate:wind_speed' "
         "and partition_date between '2013-02-11' and '2013-02-12' order by 1",
         [],

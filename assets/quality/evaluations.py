@@ -17,6 +17,7 @@ import dagster as dg
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,
 )
+from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus
 
 Target = AssetCheckEvaluationTargetMaterializationData
 
@@ -62,3 +63,12 @@ def daily_evaluations(
             target_materialization_data=targets.get(day),
         )
     yield dg.Output(None, output_name=output_name)
+
+
+def planned_partitions(instance: dg.DagsterInstance, check: dg.AssetCheckKey, run_id: str) -> set[str | None]:
+    """The partitions (None: the check as a whole) this run planned to evaluate `check` for and has
+    not evaluated yet: what its step must answer so that no plan is left open after the run."""
+    records = instance.event_log_storage.get_asset_check_execution_history(
+        check, limit=10_000, status={AssetCheckExecutionRecordStatus.PLANNED}
+    )
+    return {r.partition for r in records if r.run_id == run_id}

@@ -12,6 +12,12 @@ otherwise against the landing zone's deliveries: only delivered days are due, th
 its deadline after its files landed, so a backfill of two weeks is not red for the rest of 2013.
 It reads only the Dagster instance, never the warehouse. It runs in every run that materializes
 its asset, and `partition_freshness_sensor` runs it when a deadline passes with no run at all.
+
+The check is about the asset, not a day, yet Dagster may plan a check on a partitioned asset once
+per partition of a run over days (it does in a run that materializes the asset), and would leave
+those plans open forever if the run answered once. So the step answers what its run planned: the
+asset's verdict once, and for each planned day (tied to the day's materialization,
+assets/quality/evaluations.py).
 """
 
 from collections.abc import Iterator
@@ -21,6 +27,8 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 from dagster._utils.schedules import get_latest_completed_cron_tick, get_next_cron_tick
 
+from assets.partitions import partition_days
+from assets.quality.evaluations import daily_evaluations, materialization_targets, planned_partitions
 from resources.config import TarmacConfig
 from tarmac.clock import Clock, pipeline_clock
 from tarmac.paths import FIRST_DAY, LAST_DAY, LOCAL_TIMEZONE
@@ -101,12 +109,28 @@ def partition_freshness_checks() -> dg.AssetChecksDefinition:
     ]
 
     @dg.multi_asset_check(specs=specs, name="partition_freshness_checks", can_subset=True)
-    def _checks(context: dg.AssetCheckExecutionContext, tarmac: TarmacConfig) -> Iterator[dg.AssetCheckResult]:
+    def _checks(
+        context: dg.AssetCheckExecutionContext, tarmac: TarmacConfig
+    ) -> Iterator[dg.AssetCheckResult | dg.AssetCheckEvaluation | dg.Output]:
         clock = pipeline_clock(tarmac.paths)
         current = tarmac.settings.processing_freshness
+        assets_def = context.op_execution_context.assets_def
+        targets = materialization_targets(context.instance, partition_days(context.run.tags) or ())
         for spec in specs:
-            if spec.key in context.selected_asset_check_keys:
-                yield evaluate(context.instance, spec.asset_key, clock, current)
+            if spec.key not in context.selected_asset_check_keys:
+                continue
+            result = evaluate(context.instance, spec.asset_key, clock, current)
+            days = sorted(d for d in planned_partitions(context.instance, spec.key, context.run.run_id) if d)
+            if not days:
+                yield result
+                continue
+            # the planned days, then the asset as a whole, which the check's page shows as its latest
+            yield from (e for e in daily_evaluations(
+                targets(spec.asset_key), assets_def.get_output_name_for_asset_check_key(spec.key), spec.key,
+                spec.blocking,
+                ((day, result.passed, result.severity, result.description, result.metadata) for day in days),
+            ) if not isinstance(e, dg.Output))
+            yield result
 
     return _checks
 

@@ -291,7 +291,7 @@ def value_ranges(
         + ", ".join(f"{c} {v['outliers'] if v['outliers'] is not None else '-'}/{v['values']}" for c, v in outlier_summary.items()),
         metrics=metrics,
         metadata={
-            "domain_violations": dg.MetadataValue.json(
+            "impossible_values": dg.MetadataValue.json(
                 [{"column": c, "value": v, "rule": r, "file": f, "line": line} for c, v, r, f, line in nulled]
             ),
             "outliers": dg.MetadataValue.json(outlier_summary),
