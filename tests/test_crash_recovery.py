@@ -70,26 +70,24 @@ def _instance(home: Path) -> Iterator[dg.DagsterInstance]:
         os.environ.pop("DAGSTER_HOME") if before is None else os.environ.update(DAGSTER_HOME=before)
 
 
-def _wait_for_step(home: Path, step: str, timeout: float = 300) -> None:
-    """Until some run of the instance has started `step`."""
+def _wait_for_step(home: Path, step: str, timeout: float = 300) -> int:
+    """Until a run of the instance that is still going has started `step` (and not finished it):
+    the pid of the process that executes it, read in the same look, so the run cannot end between
+    seeing the step and naming the process."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not (home / "dagster.yaml").exists():  # the command has not opened the instance yet
-            time.sleep(0.5)
+            time.sleep(0.2)
             continue
         with _instance(home) as instance:
-            for run in instance.get_runs(limit=5):
-                started = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.STEP_START).records
-                if any(r.event_log_entry.step_key == step for r in started):
-                    return
-        time.sleep(0.5)
-    raise AssertionError(f"no run started {step} within {timeout:.0f} s")
-
-
-def _worker_pid(home: Path) -> int:
-    with _instance(home) as instance:
-        (run,) = instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]))
-        return int(run.tags[PROCESS_TAG].rsplit(":", 2)[1])
+            for run in instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]), limit=5):
+                records = instance.get_records_for_run(run.run_id, limit=100_000).records
+                steps = {(r.event_log_entry.dagster_event_type, r.event_log_entry.step_key) for r in records
+                         if r.event_log_entry.dagster_event_type}
+                if (dg.DagsterEventType.STEP_START, step) in steps and (dg.DagsterEventType.STEP_SUCCESS, step) not in steps:
+                    return int(run.tags[PROCESS_TAG].rsplit(":", 2)[1])
+        time.sleep(0.2)
+    raise AssertionError(f"no running step {step} within {timeout:.0f} s")
 
 
 def _fresh(tmp_path: Path, name: str) -> tuple[Path, Path]:
@@ -115,9 +113,7 @@ def test_kill_9_during_silver_and_during_gold_then_the_same_command_completes_as
     first.wait(timeout=60)
     # 2. the same command; this time the process executing the runs is killed during gold
     second = _backfill(home, data)
-    _wait_for_step(home, "daily_gold_models")
-    time.sleep(1.0)  # inside dbt's gold build
-    os.kill(_worker_pid(home), signal.SIGKILL)
+    os.kill(_wait_for_step(home, "daily_gold_models"), signal.SIGKILL)  # inside dbt's gold build
     assert second.wait(timeout=60) != 0
     # 3. the same command again completes, with nobody having touched the instance
     third = _backfill(home, data)
