@@ -9,6 +9,8 @@ from tarmac.yaml only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import cache
 from typing import Any, Literal
 
 import dagster as dg
@@ -16,9 +18,10 @@ import duckdb
 import ibis
 import pandera.ibis as pa
 
+from tarmac.quality import drift as dr
 from tarmac.quality import statistics as st
 from tarmac.quality.contracts import CONTRACTS
-from tarmac.settings.loader import QualitySettings, Thresholds
+from tarmac.settings.loader import QualitySettings
 
 Severity = Literal["ok", "warn", "error"]
 RANK = {"ok": 0, "warn": 1, "error": 2}
@@ -305,48 +308,90 @@ def value_ranges(
 def drift(
     con: duckdb.DuckDBPyConnection, key: dg.AssetKey, day_column: str, window: st.Window, settings: QualitySettings
 ) -> Outcome:
+    """One day's drift (`drift_days` for several)."""
+    return drift_days(con, key, day_column, [window], settings)[0]
+
+
+def drift_days(
+    con: duckdb.DuckDBPyConnection, key: dg.AssetKey, day_column: str, windows: list[st.Window], settings: QualitySettings
+) -> list[Outcome]:
+    """Each day's drift per column against its reference window, each judged against the
+    reference's own day-to-day variation, and the table's verdict with persistence
+    (tarmac/quality/drift.py). The days' summaries are fetched once for all of them."""
     config = settings.drift
     columns = config.columns[key.to_user_string()]
     table = table_name(key)
-    stats: dict[str, dict[str, Any]] = {}
-    for column in columns.numeric:
-        value, n, n_ref = st.ks_statistic(con, table, day_column, window, column)
-        stats[column] = {"test": "ks", "value": value, "n": n, "n_ref": n_ref}
-    for column in columns.categorical:
-        value, n, n_ref = st.psi(con, table, day_column, window, column)
-        stats[column] = {"test": "psi", "value": value, "n": n, "n_ref": n_ref}
-    severities = {}
-    for column, s in stats.items():
-        thresholds: Thresholds = config.ks if s["test"] == "ks" else config.psi
-        enough = s["n"] >= config.min_rows and s["n_ref"] >= config.min_rows
-        severities[column] = thresholds.severity(s["value"]) if enough else "ok"
-        s["severity"] = severities[column] if enough else f"not evaluated (fewer than {config.min_rows} rows)"
-    severity = worst(*severities.values())
-    drifted = sorted(c for c, s in severities.items() if s != "ok")
-    reference = f"[{window.reference_start}, {window.reference_end})"
-    if not any(s["n"] >= config.min_rows and s["n_ref"] >= config.min_rows for s in stats.values()):
-        # no verdict without a reference (the first days of a backfill): a warning that says so
-        severity, summary = "warn", _not_evaluated(stats, config.min_rows, reference)
-    else:
-        summary = f"drifted vs {reference}: {', '.join(drifted)}" if drifted else f"no drift vs {reference}"
-    return Outcome(
-        key, "drift", window.day, severity, summary,
-        metrics={f"{s['test']}:{c}": s["value"] for c, s in stats.items()},
-        metadata={
-            "reference_window": dg.MetadataValue.text(f"[{window.reference_start}, {window.reference_end})"),
-            "statistics": dg.MetadataValue.json(
-                {c: {**s, "value": None if s["value"] is None else round(s["value"], 4)} for c, s in stats.items()}
-            ),
-        },
-    )
+    calibration = dr.Calibration(config.quantile, config.error_margin, config.gross_margin, config.min_reference_days)
+    persistence = dr.Persistence(**config.persistence.model_dump())
+    # each day and the days before it that persistence looks at, each with its own reference days
+    judged = sorted({d for w in windows for d in [*dr.trailing_days(w.day, persistence.days - 1), w.day]})
+    references = {d: _reference_days(d, settings) for d in judged}
+    first = min([*judged, *(r[0] for r in references.values() if r)])
+    last = max(judged)
+    numeric = {c: dr.numeric_days(con, table, day_column, c, first, last, config.quantiles) for c in columns.numeric}
+    categorical = {c: dr.categorical_days(con, table, day_column, c, first, last) for c in columns.categorical}
+
+    @cache
+    def judge(day: str) -> tuple[dr.ColumnDrift, ...]:
+        reference = references[day]
+        return (
+            *(dr.numeric_drift(c, numeric[c], day, reference, config.min_rows, config.large_sample, calibration)
+              for c in columns.numeric),
+            *(dr.categorical_drift(c, categorical[c], day, reference, config.min_rows, config.large_sample, calibration,
+                                   config.new_category_share) for c in columns.categorical),
+        )
+
+    outcomes = []
+    for window in windows:
+        today = list(judge(window.day))
+        history = [dr.beyond_normal(list(judge(d)), config.error_share)
+                   for d in dr.trailing_days(window.day, persistence.days - 1)]
+        reference = f"[{window.reference_start}, {window.reference_end})"
+        if all(c.level == "not evaluated" for c in today):
+            # no verdict without a reference (the first days of a backfill): a warning that says so
+            severity, summary = "warn", _not_evaluated(today, config, reference)
+        else:
+            severity, reason = dr.verdict(today, history, config.warn_share, config.error_share, persistence)
+            summary = f"{reason} (vs {reference})"
+        outcomes.append(Outcome(
+            key, "drift", window.day, severity, summary,
+            metrics={f"{c.statistic}:{c.column}": c.value for c in today if c.statistic},
+            metadata={
+                "reference_window": dg.MetadataValue.text(reference),
+                "statistics": dg.MetadataValue.json({c.column: c.as_metadata() for c in today}),
+            },
+        ))
+    return outcomes
 
 
-def _not_evaluated(stats: dict[str, dict[str, Any]], min_rows: int, reference: str) -> str:
-    n = min((s["n"] or 0 for s in stats.values()), default=0)
-    n_ref = min((s["n_ref"] or 0 for s in stats.values()), default=0)
-    if n_ref < min_rows:
-        return f"no reference yet: {n_ref} rows in the reference window {reference}, {min_rows} needed"
-    return f"not evaluated: {n} rows in the day, {min_rows} needed"
+def _reference_days(day: str, settings: QualitySettings) -> list[str]:
+    """The reference days of `day`: the fixed window's (without the day itself), or the trailing
+    window of the same length."""
+    fixed = settings.reference_window
+    if fixed.start and fixed.end:
+        days = [(fixed.start + timedelta(days=i)).isoformat() for i in range((fixed.end - fixed.start).days)]
+        return [d for d in days if d != day]
+    return dr.trailing_days(day, fixed.days)
+
+
+def _not_evaluated(stats, config, reference: str) -> str:
+    """Why a check with a reference gave no verdict: too few rows in the reference (the first days
+    of a backfill), too few reference days to calibrate on, or too few rows in the day."""
+    if isinstance(stats, dict):  # correlation: {pair: {"n", "n_ref"}}
+        n = min((s["n"] or 0 for s in stats.values()), default=0)
+        n_ref = min((s["n_ref"] or 0 for s in stats.values()), default=0)
+        if n_ref < config.min_rows:
+            return f"no reference yet: {n_ref} rows in the reference window {reference}, {config.min_rows} needed"
+        return f"not evaluated: {n} rows in the day, {config.min_rows} needed"
+    n = min((c.n for c in stats), default=0)
+    n_ref = min((c.n_ref for c in stats), default=0)
+    null_days = max((c.null_days for c in stats), default=0)
+    if n_ref < config.min_rows:
+        return f"no reference yet: {n_ref} rows in the reference window {reference}, {config.min_rows} needed"
+    if n < config.min_rows:
+        return f"not evaluated: {n} rows in the day, {config.min_rows} needed"
+    return (f"no reference yet: {null_days} days of the reference window {reference} with {config.min_rows} rows, "
+            f"{config.min_reference_days} needed to calibrate on")
 
 
 # ---------------------------------------------------------------- correlation
@@ -369,7 +414,7 @@ def correlation(
     reference = f"[{window.reference_start}, {window.reference_end})"
     if all(d["abs_delta"] is None for d in deltas.values()):
         # no verdict without a reference (the first days of a backfill): a warning that says so
-        severity, summary = "warn", _not_evaluated(deltas, config.min_rows, reference)
+        severity, summary = "warn", _not_evaluated(deltas, config, reference)
     else:
         summary = f"largest change of correlation {largest:.3f} vs {reference}"
     return Outcome(

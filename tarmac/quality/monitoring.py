@@ -51,22 +51,25 @@ def record(database: Path, run_id: str, outcomes: Iterable[Outcome]) -> int:
     return len(rows)
 
 
-def drift_report(outcome: Outcome, ks_error: float, psi_error: float, path: Path) -> Path:
-    """A bar chart of one partition's drift statistics against their error thresholds, as PNG."""
+def drift_report(outcome: Outcome, path: Path) -> Path:
+    """A bar chart of one partition's drift per column, each as a multiple of its own calibrated
+    error threshold (the reference's largest day-to-day value x error_margin), as PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     stats = outcome.metadata["statistics"].value
-    names = list(stats)
-    values = [stats[n]["value"] or 0.0 for n in names]
-    limits = [ks_error if stats[n]["test"] == "ks" else psi_error for n in names]
-    colours = {"ok": "#4c9a2a", "warn": "#e0a000", "error": "#c0392b"}
-    fig, ax = plt.subplots(figsize=(6, 0.45 * len(names) + 1.2), dpi=80)
-    ax.barh(names, values, color=[colours.get(stats[n]["severity"], "#999999") for n in names])
-    ax.scatter(limits, names, marker="|", s=300, color="black", label="error threshold")
-    ax.set_xlabel("KS statistic (numeric) / PSI (categorical)")
+    names = [n for n in stats if stats[n].get("value") is not None and stats[n].get("error")]
+    ratios = [float(stats[n]["value"]) / float(stats[n]["error"]) for n in names]
+    warns = [float(stats[n]["warn"]) / float(stats[n]["error"]) for n in names]
+    colours = {"ok": "#4c9a2a", "drifted": "#e0a000", "beyond normal": "#d35400", "broken": "#c0392b"}
+    fig, ax = plt.subplots(figsize=(6, 0.45 * max(len(names), 1) + 1.4), dpi=80)
+    ax.barh([f"{n} ({stats[n]['statistic']})" for n in names], ratios,
+            color=[colours.get(stats[n]["level"], "#999999") for n in names])
+    ax.axvline(1.0, color="black", linewidth=1, label="error threshold (reference max x margin)")
+    ax.scatter(warns, range(len(names)), marker="|", s=300, color="grey", label="warn threshold")
+    ax.set_xlabel("statistic / its calibrated error threshold")
     ax.set_title(f"{outcome.asset_key.to_user_string()} {outcome.partition}: {outcome.metadata['reference_window'].value}",
                  fontsize=9)
     ax.legend(loc="lower right", fontsize=7)

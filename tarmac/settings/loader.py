@@ -33,13 +33,37 @@ class DriftColumns(StrictSettings):
     categorical: list[str] = []
 
 
+class PersistenceSettings(StrictSettings):
+    days: int = Field(default=3, ge=1)
+    min_days: int = Field(default=2, ge=1)
+
+    @model_validator(mode="after")
+    def _within(self) -> PersistenceSettings:
+        if self.min_days > self.days:
+            raise ValueError(f"min_days ({self.min_days}) must not exceed days ({self.days})")
+        return self
+
+
 class DriftSettings(StrictSettings):
     blocking: bool = False
     min_rows: int = Field(ge=1)
-    ks: Thresholds
-    psi: Thresholds
-    psi_bins: int = Field(ge=2, le=100)
+    large_sample: int = Field(default=1000, ge=1)
+    quantiles: int = Field(default=100, ge=10, le=1000)
+    min_reference_days: int = Field(default=7, ge=2)
+    quantile: float = Field(default=0.9, gt=0, le=1)
+    error_margin: float = Field(default=2.0, ge=1)
+    gross_margin: float = Field(default=5.0, ge=1)
+    new_category_share: float = Field(default=0.01, ge=0, le=1)
+    warn_share: float = Field(default=0.34, gt=0, le=1)
+    error_share: float = Field(default=0.3, gt=0, le=1)
+    persistence: PersistenceSettings = PersistenceSettings()
     columns: dict[str, DriftColumns]
+
+    @model_validator(mode="after")
+    def _margins(self) -> DriftSettings:
+        if self.gross_margin < self.error_margin:
+            raise ValueError(f"gross_margin ({self.gross_margin}) must not be below error_margin ({self.error_margin})")
+        return self
 
 
 class FreshnessSettings(StrictSettings):
