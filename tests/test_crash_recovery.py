@@ -71,9 +71,9 @@ def _instance(home: Path) -> Iterator[dg.DagsterInstance]:
 
 
 def _wait_for_step(home: Path, step: str, timeout: float = 300) -> int:
-    """Until a run of the instance that is still going has started `step` (and not finished it):
-    the pid of the process that executes it, read in the same look, so the run cannot end between
-    seeing the step and naming the process."""
+    """Until a run of the instance that is still going has started `step`: the pid of the process
+    that executes it, read in the same look, so that the run (which has its later steps still to
+    go) does not end between seeing the step and naming the process."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not (home / "dagster.yaml").exists():  # the command has not opened the instance yet
@@ -81,10 +81,8 @@ def _wait_for_step(home: Path, step: str, timeout: float = 300) -> int:
             continue
         with _instance(home) as instance:
             for run in instance.get_runs(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED]), limit=5):
-                records = instance.get_records_for_run(run.run_id, limit=100_000).records
-                steps = {(r.event_log_entry.dagster_event_type, r.event_log_entry.step_key) for r in records
-                         if r.event_log_entry.dagster_event_type}
-                if (dg.DagsterEventType.STEP_START, step) in steps and (dg.DagsterEventType.STEP_SUCCESS, step) not in steps:
+                started = instance.get_records_for_run(run.run_id, of_type=dg.DagsterEventType.STEP_START).records
+                if any(r.event_log_entry.step_key == step for r in started):
                     return int(run.tags[PROCESS_TAG].rsplit(":", 2)[1])
         time.sleep(0.2)
     raise AssertionError(f"no running step {step} within {timeout:.0f} s")
