@@ -71,6 +71,12 @@ def test_train_register_gate_and_score(paths, land, run_days, instance, settings
     performance = [e for e in results[-1].get_asset_check_evaluations() if e.check_name == "model_performance" and e.partition]
     assert len(performance) == 31
     assert all("roc_auc" in e.metadata and "prediction_psi" in e.metadata for e in performance)
+    # the days it learned from are recorded, never judged: in-sample figures; the test days are judged
+    for e in performance:
+        learned = e.partition <= SPLIT["validate"]["end"]
+        assert ("learned from (2013-03-01..2013-03-24): recorded, not judged" in e.description) == learned, e.description
+        if learned:
+            assert e.passed, e.description
 
     # the same data and code again: the same model, to the last digit, and no promotion
     again = _train(instance)

@@ -131,6 +131,8 @@ def flight_delay_model(
         run_dir / "calibration_test.png",
     )
     reference = training.score_histogram(scores["validate"], settings.monitoring.psi_bins)
+    # the days it learned from (fit and early stopping): monitoring records them, never judges them
+    reference["learned_from"] = [split.train.start.isoformat(), split.validate_.end.isoformat()]
     (run_dir / "score_reference.json").write_text(json.dumps(reference, indent=2))
     tags = _lineage_tags(context, split, training.training_set_digest(frame))
     params = {**settings.model.model_dump(), "model": "HistGradientBoostingClassifier",

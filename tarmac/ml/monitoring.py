@@ -3,7 +3,8 @@
 Per day of gold.predictions, over the trailing week that ends with it: ROC AUC and calibration error
 (mean predicted probability minus the observed delay rate) against the labels in gold.training_set,
 and PSI of the scores against the champion's scores on its validation period (prediction drift,
-which needs no labels). The
+which needs no labels). A day the model learned from (its training and validation periods) is
+recorded but never judged: its figures are in-sample. The
 `model_performance` check reports them; the retraining sensor reads its failures.
 """
 
@@ -93,6 +94,11 @@ def model_performance(
     else:
         notes.append(f"{len(labelled)} labelled flights (< {settings.min_labelled} or one class): performance not measured")
     severity = worst(*severities)
+    learned = [v for v in versions if _learned_from(score_reference(v), day)]
+    if learned:  # in-sample figures say how well it memorised, not how it serves: recorded, not judged
+        severity = "ok"
+        start, end = score_reference(learned[0])["learned_from"]
+        notes.insert(0, f"{day} is one of the days model {learned[0]} learned from ({start}..{end}): recorded, not judged")
     shown = ", ".join(f"{k} {metrics[k]:.3f}" for k in ("roc_auc", "calibration_error", "prediction_psi") if k in metrics)
     summary = (f"model {', '.join(versions)}, {first}..{day}: {shown or 'no figures'}"
                + (f" ({'; '.join(notes)})" if notes else ""))
@@ -102,3 +108,10 @@ def model_performance(
         **{name: dg.MetadataValue.float(value) for name, value in metrics.items() if value is not None},
     }
     return Outcome(key, "model_performance", day, severity, summary, metrics, metadata)
+
+
+def _learned_from(reference: dict, day: str) -> bool:
+    """Whether `day` is one of the days a model version learned from (its training and validation
+    periods, recorded with its score reference; versions registered before that record say nothing)."""
+    span = reference.get("learned_from")
+    return bool(span) and span[0] <= day <= span[1]
