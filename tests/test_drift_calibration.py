@@ -125,9 +125,11 @@ def test_a_shift_warns_on_its_first_day_and_fails_when_it_persists():
 
 def test_without_enough_reference_days_there_is_no_verdict():
     rng = np.random.default_rng(5)
-    days = _days("2013-09-01", 5)
+    days = _days("2013-09-01", 14)
     con = _table({d: _day(rng) for d in days})
     alone = _drift(con, days[-1])
     assert alone.severity == "warn"
-    assert alone.summary.startswith("no reference yet: 4 days of the reference window"), alone.summary
-    assert alone.summary.endswith("7 needed to calibrate on")
+    assert alone.summary.startswith("no reference yet: 13 days of the reference window"), alone.summary
+    assert alone.summary.endswith("14 needed to calibrate on")
+    second = _drift(con, days[1])  # one reference day: no null at all
+    assert second.summary.startswith("no reference yet: 1 days of the reference window"), second.summary

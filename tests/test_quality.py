@@ -90,7 +90,7 @@ def test_june_drifts_against_a_spring_reference(paths, land, run_days, settings)
 
 def test_injected_faults_fail_their_checks(paths, land, run_days, settings):
     """One run over nine March days: a missing weather file, a delay shift and a shuffled column."""
-    settings(quality__reference_window={"days": 7, "start": None, "end": None})
+    settings(quality__reference_window={"days": 7, "start": None, "end": None}, quality__drift__min_reference_days=7)
     land("2013-03-01", "2013-03-09")
     paths.landing_day_file("weather", "2013-03-07").unlink()
 

@@ -196,7 +196,7 @@ class ColumnDrift:
 
 
 def _judge(drift: ColumnDrift, value: float, null: list[float], calibration: Calibration) -> ColumnDrift:
-    drift.value, drift.null_days = value, len(null)
+    drift.value = value
     if len(null) < calibration.min_reference_days:
         drift.note = f"{len(null)} reference days with enough rows, {calibration.min_reference_days} needed"
         return drift
@@ -224,6 +224,7 @@ def numeric_drift(
     """One numeric column's drift on `day` against `reference_days`, with its leave-one-out null."""
     drift = ColumnDrift(column, "numeric")
     usable = [d for d in reference_days if d in days and days[d].n >= min_rows]
+    drift.null_days = len(usable)
     today = days.get(day)
     drift.n = today.n if today else 0
     drift.n_ref = sum(days[d].n for d in usable)
@@ -243,6 +244,7 @@ def categorical_drift(
     null, and the categories the day carries that the reference never had."""
     drift = ColumnDrift(column, "categorical")
     usable = [d for d in reference_days if d in data.counts and data.counts[d].sum() >= min_rows]
+    drift.null_days = len(usable)
     today = data.counts.get(day)
     drift.n = int(today.sum()) if today is not None else 0
     if not usable:

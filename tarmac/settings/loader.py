@@ -49,7 +49,7 @@ class DriftSettings(StrictSettings):
     min_rows: int = Field(ge=1)
     large_sample: int = Field(default=1000, ge=1)
     quantiles: int = Field(default=100, ge=10, le=1000)
-    min_reference_days: int = Field(default=7, ge=2)
+    min_reference_days: int = Field(default=14, ge=2)
     quantile: float = Field(default=0.9, gt=0, le=1)
     error_margin: float = Field(default=2.0, ge=1)
     gross_margin: float = Field(default=5.0, ge=1)
