@@ -134,7 +134,6 @@ screenshot: manifest
 	$(RUN) python docs/screenshot.py --serve --out docs/asset-graph.png \
 	  --page "/assets/gold/flight_features?view=checks&checkDetail=drift|Partitions" docs/ui/check-partitions.png \
 	  --page "/assets/silver/flights?view=checks&checkDetail=assert_row_conservation_flights|Partitions" docs/ui/dbt-test-partitions.png \
-	  --page "/assets/gold/flight_features?view=checks&checkDetail=drift|[Show Markdown]" docs/ui/check-drift-report.png \
 	  --page "/assets/landing/flights?view=partitions" docs/ui/landing-partitions.png \
 	  --page /overview/backfills docs/ui/backfills.png \
 	  --page /runs docs/ui/runs.png
