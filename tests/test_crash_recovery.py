@@ -222,3 +222,19 @@ def test_a_step_left_waiting_beside_a_free_slot_is_assigned_it(dagster_home):
         assert assign_stranded_steps(instance, min_wait_seconds=0) == [(second.run_id, "silver_daily_checks")]
         assert storage.claim_concurrency_slot(WAREHOUSE_POOL, second.run_id, "silver_daily_checks").is_claimed
         assert assign_stranded_steps(instance, min_wait_seconds=0) == []
+    # a backfill executed in process has no daemon beside it: its runs carry a watchdog that does it
+    from tarmac.orchestration.recovery import stranded_steps_watchdog
+
+    with dagster_instance() as instance:
+        storage = instance.event_log_storage
+        third = _started_run(instance, process_identity())
+        storage.free_concurrency_slots_for_run(second.run_id)  # the race again: freed, then queued unassigned
+        storage.add_pending_step(WAREHOUSE_POOL, third.run_id, "gold_daily_checks", should_assign=False)
+        assert not storage.claim_concurrency_slot(WAREHOUSE_POOL, third.run_id, "gold_daily_checks").is_claimed
+        told: list[str] = []
+        with stranded_steps_watchdog(instance, every=0.1, min_wait_seconds=0, log=told.append):
+            deadline = time.monotonic() + 10
+            while not storage.claim_concurrency_slot(WAREHOUSE_POOL, third.run_id, "gold_daily_checks").is_claimed:
+                assert time.monotonic() < deadline, "the watchdog never assigned the free slot"
+                time.sleep(0.1)
+        assert told and told[0].startswith(f"pool {WAREHOUSE_POOL}: a slot was free while 1 step(s) waited unassigned")

@@ -22,6 +22,7 @@ from assets.partitions import RANGE_END, RANGE_START
 from definitions import defs
 from tarmac.days import contiguous_ranges, days_between
 from tarmac.ml.registry import champion_version
+from tarmac.orchestration.recovery import stranded_steps_watchdog
 from tarmac.orchestration.runs import held_back_days
 from tarmac.paths import PROJECT_ROOT
 from tarmac.settings.loader import load_settings
@@ -92,7 +93,8 @@ def execute_asset_run(
         asset_selection=asset_keys, asset_check_selection=check_keys, resolved_op_selection=None, op_selection=None,
         remote_job_origin=remote_origin, job_code_origin=code_origin, asset_graph=job.asset_layer.asset_graph,
     )
-    return execute_run(InMemoryJob(job), run, instance)
+    with stranded_steps_watchdog(instance):  # no daemon beside an in-process run (recovery.py)
+        return execute_run(InMemoryJob(job), run, instance)
 
 
 def materialize_days(

@@ -24,8 +24,11 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -203,3 +206,29 @@ def require_warehouse_pool(instance: dg.DagsterInstance, pool: str) -> None:
             f"`{pool}` pool must admit one step at a time (DuckDB allows one writer); use the project's "
             ".dagster/dagster.yaml"
         )
+
+
+@contextmanager
+def stranded_steps_watchdog(
+    instance: dg.DagsterInstance, every: float = 5.0, min_wait_seconds: float = 10.0,
+    log: Callable[[str], None] = lambda message: print(message, file=sys.stderr),
+) -> Iterator[None]:
+    """While a run executes in this process, hand free pool slots to stranded steps every `every`
+    seconds: a backfill executed in process has no daemon beside it to do so, and a step stranded
+    by the free/claim race (see `assign_stranded_steps`) would wait forever."""
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(every):
+            try:
+                assign_stranded_steps(instance, log, min_wait_seconds)
+            except Exception as error:  # the watchdog must not end the run it watches; it says why
+                log(f"stranded-step watchdog: {type(error).__name__}: {error}")
+
+    thread = threading.Thread(target=watch, name="stranded-steps", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=every + 5)

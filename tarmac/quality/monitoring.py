@@ -64,15 +64,16 @@ def drift_report(outcome: Outcome, path: Path) -> Path:
     ratios = [float(stats[n]["value"]) / float(stats[n]["error"]) for n in names]
     warns = [float(stats[n]["warn"]) / float(stats[n]["error"]) for n in names]
     colours = {"ok": "#4c9a2a", "drifted": "#e0a000", "beyond normal": "#d35400", "broken": "#c0392b"}
-    fig, ax = plt.subplots(figsize=(6, 0.45 * max(len(names), 1) + 1.4), dpi=80)
+    fig, ax = plt.subplots(figsize=(8.5, 0.45 * max(len(names), 1) + 1.8), dpi=80)
     ax.barh([f"{n} ({stats[n]['statistic']})" for n in names], ratios,
             color=[colours.get(stats[n]["level"], "#999999") for n in names])
-    ax.axvline(1.0, color="black", linewidth=1, label="error threshold (reference max x margin)")
-    ax.scatter(warns, range(len(names)), marker="|", s=300, color="grey", label="warn threshold")
+    ax.axvline(1.0, color="black", linewidth=1, label="error: the null's high quantile x margin")
+    ax.scatter(warns, range(len(names)), marker="|", s=300, color="grey", label="warn: the null's high quantile")
+    ax.set_xlim(0, max([1.2, *ratios]) * 1.08)
     ax.set_xlabel("statistic / its calibrated error threshold")
-    ax.set_title(f"{outcome.asset_key.to_user_string()} {outcome.partition}: {outcome.metadata['reference_window'].value}",
+    ax.set_title(f"{outcome.asset_key.to_user_string()} {outcome.partition} vs {outcome.metadata['reference_window'].value}",
                  fontsize=9)
-    ax.legend(loc="lower right", fontsize=7)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, fontsize=7, frameon=False)
     return save_figure(fig, path)
 
 
