@@ -167,7 +167,7 @@ def _evaluate(
     days: list[str | None],
 ) -> list[evaluate.Outcome]:
     inputs = CheckInputs.from_resources(tarmac, model_registry)
-    settings, paths = inputs.quality, inputs.paths
+    paths = inputs.paths
     unscored = _not_scored(context.instance, specs, days)
     outcomes = [
         evaluate.Outcome(PREDICTIONS_KEY, spec.name, day, "warn", f"not scored: {not_scored_reason(inputs.settings.ml.model_name)}")
@@ -186,7 +186,7 @@ def _evaluate(
     context.log.info(f"{len(outcomes)} check evaluations, {recorded} metrics recorded in {paths.monitoring}")
     for outcome in outcomes:  # a chart for the days that warn or fail: the ones someone will open
         if outcome.check_name == "drift" and not outcome.passed and "statistics" in outcome.metadata:
-            _attach_drift_report(outcome, paths, settings)
+            _attach_drift_report(outcome, paths)
     return outcomes
 
 
@@ -198,7 +198,7 @@ def _not_scored(instance: dg.DagsterInstance, specs: list[dg.AssetCheckSpec], da
     return {day for day in days if day} & not_scored_days(instance)
 
 
-def _attach_drift_report(outcome: evaluate.Outcome, paths: TarmacPaths, settings: QualitySettings) -> None:
+def _attach_drift_report(outcome: evaluate.Outcome, paths: TarmacPaths) -> None:
     path = paths.reports / "drift" / "/".join(outcome.asset_key.path) / f"{outcome.partition}.png"
     monitoring.drift_report(outcome, path)
     outcome.metadata["report"] = dg.MetadataValue.path(str(path))

@@ -349,7 +349,7 @@ def drift_days(
         reference = f"[{window.reference_start}, {window.reference_end})"
         if all(c.level == "not evaluated" for c in today):
             # no verdict without a reference (the first days of a backfill): a warning that says so
-            severity, summary = "warn", _not_evaluated(today, config, reference)
+            severity, summary = "warn", _drift_not_evaluated(today, config, reference)
         else:
             severity, reason = dr.verdict(today, history, config.warn_share, config.error_share, persistence)
             summary = f"{reason} (vs {reference})"
@@ -374,22 +374,21 @@ def _reference_days(day: str, settings: QualitySettings) -> list[str]:
     return dr.trailing_days(day, fixed.days)
 
 
-def _not_evaluated(stats, config, reference: str) -> str:
+def _too_few_rows(n: int, n_ref: int, min_rows: int, reference: str) -> str:
     """Why a check with a reference gave no verdict: too few rows in the reference (the first days
-    of a backfill), too few reference days to calibrate on, or too few rows in the day."""
-    if isinstance(stats, dict):  # correlation: {pair: {"n", "n_ref"}}
-        n = min((s["n"] or 0 for s in stats.values()), default=0)
-        n_ref = min((s["n_ref"] or 0 for s in stats.values()), default=0)
-        if n_ref < config.min_rows:
-            return f"no reference yet: {n_ref} rows in the reference window {reference}, {config.min_rows} needed"
-        return f"not evaluated: {n} rows in the day, {config.min_rows} needed"
-    n = min((c.n for c in stats), default=0)
-    n_ref = min((c.n_ref for c in stats), default=0)
-    null_days = max((c.null_days for c in stats), default=0)
-    if n_ref < config.min_rows:
-        return f"no reference yet: {n_ref} rows in the reference window {reference}, {config.min_rows} needed"
-    if n < config.min_rows:
-        return f"not evaluated: {n} rows in the day, {config.min_rows} needed"
+    of a backfill), or in the day."""
+    if n_ref < min_rows:
+        return f"no reference yet: {n_ref} rows in the reference window {reference}, {min_rows} needed"
+    return f"not evaluated: {n} rows in the day, {min_rows} needed"
+
+
+def _drift_not_evaluated(columns: list[dr.ColumnDrift], config, reference: str) -> str:
+    """Too few rows, or too few reference days to calibrate the thresholds on."""
+    n = min((c.n for c in columns), default=0)
+    n_ref = min((c.n_ref for c in columns), default=0)
+    if n_ref < config.min_rows or n < config.min_rows:
+        return _too_few_rows(n, n_ref, config.min_rows, reference)
+    null_days = max((c.null_days for c in columns), default=0)
     return (f"no reference yet: {null_days} days of the reference window {reference} with {config.min_rows} rows, "
             f"{config.min_reference_days} needed to calibrate on")
 
@@ -414,7 +413,10 @@ def correlation(
     reference = f"[{window.reference_start}, {window.reference_end})"
     if all(d["abs_delta"] is None for d in deltas.values()):
         # no verdict without a reference (the first days of a backfill): a warning that says so
-        severity, summary = "warn", _not_evaluated(deltas, config, reference)
+        severity, summary = "warn", _too_few_rows(
+            min((d["n"] or 0 for d in deltas.values()), default=0),
+            min((d["n_ref"] or 0 for d in deltas.values()), default=0), config.min_rows, reference,
+        )
     else:
         summary = f"largest change of correlation {largest:.3f} vs {reference}"
     return Outcome(
