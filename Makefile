@@ -29,7 +29,7 @@ PYTEST_WORKERS ?= 3
 TEST_TMPDIR ?= $(shell [ -d /dev/shm ] && [ -w /dev/shm ] && echo /dev/shm)
 PYTEST := $(if $(TEST_TMPDIR),TMPDIR=$(TEST_TMPDIR) )$(RUN) pytest -n $(PYTEST_WORKERS) -p no:cacheprovider --dist loadgroup
 
-.PHONY: help uv setup manifest instance landing backfill check lint validate run replay test test-fast bench mlflow serve screenshot clean
+.PHONY: help uv setup manifest instance landing backfill check check-report lint validate run replay test test-fast bench mlflow serve screenshot clean
 
 help:
 	@echo "make run                       set up, land 2013, materialize it, serve the UI on 127.0.0.1:3000"
@@ -37,6 +37,7 @@ help:
 	@echo "make test-fast                 lint and the tests that materialize no pipeline (about a minute)"
 	@echo "make backfill START=.. END=..  land and materialize a range of days headlessly"
 	@echo "make check START=.. END=..     run every asset check of the range, materializing nothing"
+	@echo "make check-report              every check over 2013, tallied per month in docs/CHECKS.md"
 	@echo "make replay [SECONDS_PER_DAY=60] play 2013 back one landing day at a time; sensors drive the pipeline"
 	@echo "make mlflow                    the MLflow UI (models, versions, the champion) on 127.0.0.1:5000"
 	@echo "make serve                     the serving API on 127.0.0.1:8000, the speed layer replaying silver beside it"
@@ -82,6 +83,11 @@ backfill: manifest
 # Every asset check of the range on the materialized warehouse, materializing nothing (CI runs it).
 check: manifest
 	$(RUN) python -m tools.cli check --start $(START) --end $(END) $(if $(JSON),--json $(JSON))
+
+# The year's check report: every check over START..END (default: 2013) of the materialized warehouse,
+# tallied per check and month in docs/CHECKS.md with a plot in docs/checks/ (`make backfill` first).
+check-report: manifest
+	$(RUN) python -m tools.cli check --start $(START) --end $(END) --report docs/CHECKS.md || true
 
 # Materializes 2013, then serves the UI with the sensors running: they find every landed file
 # already loaded, so nothing is launched twice.

@@ -86,7 +86,7 @@ weather_typed as (
 weather as (
     select origin_v as origin, obs_ts,
         bounded(temp_v, -60, 130) as temp, bounded(wind_speed_v, 0, 200) as wind_speed,
-        bounded(visib_v, 0, 100) as visib, bounded(precip_v, 0, 10) as precip, bounded(humid_v, 0, 100) as humid
+        bounded(visib_v, 0, 10) as visib, bounded(precip_v, 0, 10) as precip, bounded(humid_v, 0, 100) as humid
     from weather_typed
     where origin_v is not null and y is not null and m is not null and d is not null and hour_i is not null
       and obs_ts is not null

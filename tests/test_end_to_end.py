@@ -1,7 +1,7 @@
 """End to end against a real `dagster dev` (webserver + daemon), on SQLite and on PostgreSQL.
 
 One scenario per storage, as a person would live it in the UI:
-1. a 7-day asset backfill launched through GraphQL (the UI's own API) materializes every asset from
+1. a 4-day asset backfill launched through GraphQL (the UI's own API) materializes every asset from
    landing to gold in as few runs as the backfill policies allow, and every blocking check passes;
 2. the landing sensor, started afterwards, finds every landed file already loaded: no run;
 3. a new day's files land: the sensor materializes that day;
@@ -22,9 +22,9 @@ from tests.conftest import SENSOR_INTERVAL, planned_after_their_run
 from tools.dagster_dev import wait_for
 from tools.landing import fill_landing_zone
 
-BACKFILL_DAYS = ("2013-03-01", "2013-03-07")
-NEW_DAY = "2013-03-08"
-CORRECTED_DAY = "2013-03-03"
+BACKFILL_DAYS = ("2013-03-01", "2013-03-04")
+NEW_DAY = "2013-03-05"
+CORRECTED_DAY = "2013-03-02"
 TRIGGER = "tarmac/trigger"
 ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
 
@@ -116,7 +116,7 @@ def test_backfill_sensors_and_propagation_against_a_running_dagster(dagster_dev)
     server, instance, paths = dagster_dev
     days = days_between(*BACKFILL_DAYS)
 
-    # 1. a 7-day backfill of every pipeline asset, launched as the UI launches it
+    # 1. a 4-day backfill of every pipeline asset, launched as the UI launches it
     server.set_sensor("landing_file_sensor", running=False)
     fill_landing_zone(paths, days)
     from definitions import defs
@@ -127,7 +127,7 @@ def test_backfill_sensors_and_propagation_against_a_running_dagster(dagster_dev)
     runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
     assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in runs)
     # as few runs as the backfill policies allow: the reference tables (with the online planes) and
-    # bronze+silver for the 7 days have no dependency, so they run side by side; gold reads both, so
+    # bronze+silver for the 4 days have no dependency, so they run side by side; gold reads both, so
     # it runs after them, with the online load of its days
     shapes = sorted((r.tags.get("dagster/asset_partition_range_start", "unpartitioned"), _layers(r)) for r in runs)
     assert shapes == [
@@ -152,7 +152,7 @@ def test_backfill_sensors_and_propagation_against_a_running_dagster(dagster_dev)
     # and the UI shows each of them per day: every day of the backfill passed or failed in each
     # partitioned check's Partitions view (dbt's tests included), none missing, planned or skipped
     assert_every_day_evaluated(server, graph, pipeline, days)
-    # and processing freshness is judged on the landing zone's clock: the week is all that was
+    # and processing freshness is judged on the landing zone's clock: the four days are all that was
     # delivered, so no daily asset is overdue for the rest of 2013
     freshness = [k for k in graph.asset_check_keys if k.name == "partition_freshness"]
     assert len(freshness) == 5
@@ -172,7 +172,7 @@ def test_backfill_sensors_and_propagation_against_a_running_dagster(dagster_dev)
         assert NEW_DAY in instance.get_materialized_partitions(key), key
     (landing_run,) = [r for r in _pipeline_runs(instance) if r.tags.get(TRIGGER) == "landing"]
     assert landing_run.status == dg.DagsterRunStatus.SUCCESS
-    _let_sensors_tick(server, instance, runs_before=4)  # nothing downstream of 03-08 had been built yet
+    _let_sensors_tick(server, instance, runs_before=4)  # nothing downstream of the new day had been built yet
 
     # 4. a corrected flights file for an earlier day
     before = _latest_storage_id(instance)
@@ -184,7 +184,7 @@ def test_backfill_sensors_and_propagation_against_a_running_dagster(dagster_dev)
     flights.write_text("\n".join(lines) + "\n")
     wait_for("the correction and its refresh", lambda: _quiet(instance, 6), timeout=420)
     _let_sensors_tick(server, instance, runs_before=6)
-    later = days_between("2013-03-04", NEW_DAY)
+    later = days_between("2013-03-03", NEW_DAY)
     expected = Counter(
         [(key, CORRECTED_DAY) for key in ("bronze/flights", "bronze/rejected_files", "silver/flights",
                                           "silver/quarantine", "silver/load_audit")]
@@ -215,4 +215,4 @@ def assert_every_day_evaluated(server, graph, assets: set[dg.AssetKey], days: li
             allowed = {"SUCCEEDED"} if specs[name].blocking else {"SUCCEEDED", "FAILED"}
             assert set(shown.values()) <= allowed, (key.to_user_string(), name, shown)
             checked += 1
-    assert checked >= 30, checked  # the six checks' and dbt's tests on the daily tables
+    assert checked >= 30, checked  # the layers' checks and dbt's tests on the daily tables

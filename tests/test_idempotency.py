@@ -14,7 +14,7 @@ from tarmac.days import days_between
 from tarmac.paths import DBT_PROJECT_DIR, TarmacPaths
 from tests.conftest import table_hash
 from tools.landing import fill_landing_zone
-from tools.pipeline import checks_for, stage_assets
+from tools.pipeline import stage_assets
 
 TABLES = [
     "bronze.flights",
@@ -67,9 +67,9 @@ def test_rerunning_a_partition_changes_nothing(paths, land, run_days, query):
 
 
 def test_range_run_equals_day_by_day_runs(paths, land, run_days, instance, query, tmp_path, monkeypatch):
-    """Five days in one run give the same tables as the five days run one at a time in date order,
+    """Three days in one run give the same tables as the three days run one at a time in date order,
     including the features that read earlier days' flights."""
-    start, end = "2013-02-10", "2013-02-14"  # with the 1,048 mph wind on the 12th
+    start, end = "2013-02-11", "2013-02-13"  # with the 1,048 mph wind on the 12th
     days = days_between(start, end)
     land(start, end)
     run_days(start, end)
@@ -93,9 +93,9 @@ def test_range_run_equals_day_by_day_runs(paths, land, run_days, instance, query
     fill_landing_zone(day_by_day, days)
     run_days(days[0], days[0])  # the reference tables and the first day
     daily = stage_assets(defs, partitioned=True, ml=False)
-    for day in days[1:]:  # in date order: each day's features see the days before it
-        result = dg.materialize([*daily, *checks_for(defs, daily)], instance=instance, resources=defs.resources,
-                                partition_key=day, raise_on_error=False)
+    for day in days[1:]:  # in date order: each day's features see the days before it (checks change no table)
+        result = dg.materialize(daily, instance=instance, resources=defs.resources, partition_key=day,
+                                raise_on_error=False)
         assert result.success, day
 
     assert hashes(day_by_day) == range_run

@@ -1,17 +1,16 @@
-"""The six checks on real 2013 data and on injected faults, through real in-process runs.
+"""The checks on real 2013 data and on injected faults, through real in-process runs.
 
 Each test runs the pipeline with its checks exactly as a backfill does and reads the per-partition
 check evaluations the runs reported, and the numbers recorded in the monitoring table.
 """
 
-import random
 from pathlib import Path
 
 import dagster as dg
 import duckdb
 import pytest
 
-DEP_DELAY, ARR_DELAY, DISTANCE = 5, 8, 15  # flights columns by position
+DEP_DELAY = 5  # the flights column by position
 
 
 def evaluations(results, asset: str, check: str) -> dict[str, dg.AssetCheckEvaluation]:
@@ -64,7 +63,7 @@ def test_real_data_the_1048_mph_wind_is_caught_and_null_rates_are_recorded(real_
                               "where asset_key = 'silver/weather' and metric = 'null_rate:wind_speed'", [])
     assert recorded == real_days.query("select count(distinct obs_date) from silver.weather")
     checks = {c for (c,) in metrics(paths, "select distinct check_name from check_metrics", [])}
-    assert checks == {"schema", "freshness", "missing_values", "value_ranges", "drift", "correlation",
+    assert checks == {"schema", "freshness", "volume", "missing_values", "value_ranges", "drift", "correlation",
                       "training_serving_parity"}
 
 
@@ -74,9 +73,9 @@ def test_june_drifts_against_a_spring_reference(paths, land, run_days, settings)
     settings(quality__reference_window={"days": 28, "start": "2013-04-01", "end": "2013-04-05"},
              quality__drift__min_reference_days=4)
     land("2013-04-01", "2013-04-04")
-    land("2013-06-21", "2013-06-28")
+    land("2013-06-26", "2013-06-28")  # three days: beyond normal on two of the last three is an ERROR
     run_days("2013-04-01", "2013-04-04")
-    results = run_days("2013-06-21", "2013-06-28")
+    results = run_days("2013-06-26", "2013-06-28")
 
     late_june = evaluations(results, "gold/flight_features", "drift")["2013-06-28"]
     assert not late_june.passed and late_june.severity == dg.AssetCheckSeverity.ERROR
@@ -86,46 +85,6 @@ def test_june_drifts_against_a_spring_reference(paths, land, run_days, settings)
     assert carrier_delay["value"] > carrier_delay["error"], carrier_delay
     assert late_june.metadata["reference_window"].value == "[2013-04-01, 2013-04-05)"
     assert Path(late_june.metadata["report"].value).stat().st_size > 0  # the drift report image
-
-
-def test_injected_faults_fail_their_checks(paths, land, run_days, settings):
-    """One run over nine March days: a missing weather file, a delay shift and a shuffled column."""
-    settings(quality__reference_window={"days": 7, "start": None, "end": None}, quality__drift__min_reference_days=7)
-    land("2013-03-01", "2013-03-09")
-    paths.landing_day_file("weather", "2013-03-07").unlink()
-
-    def shift_delays(rows):  # every departure two hours later than it was
-        for r in rows:
-            for i in (DEP_DELAY, ARR_DELAY):
-                if r[i] not in ("NA", ""):
-                    r[i] = str(int(r[i]) + 120)
-
-    def shuffle_distance(rows):
-        distances = [r[DISTANCE] for r in rows]
-        random.Random(7).shuffle(distances)
-        for r, d in zip(rows, distances):
-            r[DISTANCE] = d
-
-    rewrite_flights(paths.landing_day_file("flights", "2013-03-08"), shift_delays)
-    rewrite_flights(paths.landing_day_file("flights", "2013-03-09"), shuffle_distance)
-    results = run_days("2013-03-01", "2013-03-09")
-
-    missing = evaluations(results, "silver/weather", "missing_values")
-    assert missing["2013-03-07"].severity == dg.AssetCheckSeverity.ERROR and not missing["2013-03-07"].passed
-    assert missing["2013-03-07"].metadata["completeness"].value == 0
-    assert missing["2013-03-06"].passed
-    assert not evaluations(results, "bronze/weather", "freshness")["2013-03-07"].passed
-
-    drift = evaluations(results, "gold/flight_features", "drift")["2013-03-08"]
-    assert not drift.passed and drift.severity == dg.AssetCheckSeverity.ERROR
-    shifted = drift.metadata["statistics"].value["origin_dep_delay_avg_1h"]
-    assert shifted["level"] == "broken" and shifted["value"] > shifted["gross"], shifted  # two hours: at once
-
-    correlation = evaluations(results, "gold/flight_features", "correlation")
-    shuffled = correlation["2013-03-09"]
-    assert not shuffled.passed and shuffled.severity == dg.AssetCheckSeverity.WARN
-    assert shuffled.metadata["pairs"].value["distance_mi~plane_seats"]["abs_delta"] > 0.25
-    assert correlation["2013-03-06"].passed
 
 
 def test_a_wrong_typed_value_warns_by_default_and_blocks_gold_when_configured_to(

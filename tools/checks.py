@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -45,6 +46,12 @@ class CheckRun:
         return 1 if self.blocking_failures or not all(r.success for r in self.results) else 0
 
 
+def runs_alone(graph, key: dg.AssetCheckKey) -> bool:
+    """Whether a check can be executed without materializing anything: not one that its asset's own
+    step yields (the promotion gate judges the training it is part of)."""
+    return not any(isinstance(k, dg.AssetKey) for k in graph.get_execution_set_asset_and_check_keys(key))
+
+
 def run_checks(
     start: str, end: str, instance: dg.DagsterInstance, log: Callable[[str], None] = lambda _: None,
     run_tags: dict[str, str] | None = None,
@@ -64,7 +71,11 @@ def run_checks(
         if missing:
             left_out[asset] = missing
             continue
-        (daily if graph.get(asset).is_partitioned else unpartitioned).update(graph.get_check_keys_for_assets({asset}))
+        keys = graph.get_check_keys_for_assets({asset})
+        bound = {k for k in keys if not runs_alone(graph, k)}
+        for key in sorted(bound, key=str):
+            log(f"{key.to_user_string()}: evaluated only when its asset materializes (the check is part of that step): not run")
+        (daily if graph.get(asset).is_partitioned else unpartitioned).update(keys - bound)
     for asset, missing in left_out.items():
         shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         log(f"{asset.to_user_string()}: not materialized on {shown}: its checks are not run")
@@ -119,14 +130,19 @@ def table(evaluations: Iterable[dg.AssetCheckEvaluation], width: int = 200) -> s
     return "\n".join(lines)
 
 
+def as_rows(evaluations: Iterable[dg.AssetCheckEvaluation]) -> list[dict[str, Any]]:
+    """Each evaluation as a plain row: check, day, result, blocking, summary, figures."""
+    return [
+        {"asset": e.asset_key.to_user_string(), "check": e.check_name, "day": e.partition,
+         "result": _result(e), "blocking": e.blocking, "summary": e.description,
+         "figures": {n: v.value for n, v in e.metadata.items() if isinstance(v, dg.FloatMetadataValue | dg.IntMetadataValue)}}
+        for e in evaluations
+    ]
+
+
 def write_json(evaluations: Iterable[dg.AssetCheckEvaluation], path: Path) -> None:
-    """The evaluations as JSON lines (check, day, result, blocking, summary, figures), for CI."""
+    """The evaluations as JSON lines (`as_rows`), for CI."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w") as out:
-        for e in evaluations:
-            out.write(json.dumps({
-                "asset": e.asset_key.to_user_string(), "check": e.check_name, "day": e.partition,
-                "result": _result(e), "blocking": e.blocking, "summary": e.description,
-                "figures": {n: v.value for n, v in e.metadata.items()
-                            if isinstance(v, dg.FloatMetadataValue | dg.IntMetadataValue)},
-            }, sort_keys=True) + "\n")
+        for row in as_rows(evaluations):
+            out.write(json.dumps(row, sort_keys=True) + "\n")

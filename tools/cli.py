@@ -4,7 +4,7 @@
                                     [--scale-factor 10] [--seed 13] [--overwrite]
     python -m tools.cli backfill --start 2013-01-01 --end 2013-12-31 [--skip-if-materialized]
                                      [--scale-factor 10] [--seed 13]
-    python -m tools.cli check --start 2013-02-10 --end 2013-02-14 [--json checks.jsonl]
+    python -m tools.cli check --start 2013-02-10 --end 2013-02-14 [--json checks.jsonl] [--report docs/CHECKS.md]
     python -m tools.cli replay [--start 2013-01-01] [--end 2013-12-31] [--seconds-per-day 60]
     python -m tools.cli instance    # create DAGSTER_HOME's storage (and PostgreSQL database) now
     python -m tools.cli features [--lock]    # print the feature registry; --lock records its versions
@@ -109,7 +109,7 @@ def _check(args: argparse.Namespace, argv: list[str]) -> int:
     from tarmac.orchestration.instance import dagster_instance
     from tarmac.orchestration.recovery import recover_dead_runs, require_warehouse_pool, run_process_tags
     from tarmac.warehouse import WAREHOUSE_POOL
-    from tools.checks import run_checks, table, write_json
+    from tools.checks import as_rows, run_checks, table, write_json
     from tools.preflight import check_data_dir
 
     paths = TarmacPaths.from_env()
@@ -127,6 +127,13 @@ def _check(args: argparse.Namespace, argv: list[str]) -> int:
     if args.json:
         write_json(checked.evaluations, Path(args.json))
         print(f"evaluations written to {args.json}")
+    if args.report:
+        from tools import check_report
+
+        page = Path(args.report)
+        check_report.write(check_report.daily(as_rows(checked.evaluations)), page, page.parent / "checks" / "year.png",
+                           f"make check-report START={args.start} END={args.end}", time.perf_counter() - started)
+        print(f"check report written to {page}")
     for r in checked.results:
         print(f"run {r.run_id}: {'success' if r.success else 'FAILED'}")
     print(f"{len(checked.results)} check runs for {args.start}..{args.end} in {time.perf_counter() - started:.1f} s")
@@ -248,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--start", required=True)
     check.add_argument("--end", required=True)
     check.add_argument("--json", help="also write the evaluations as JSON lines to this file")
+    check.add_argument("--report", help="also write the check report (a page per check and month, with a plot) here")
     check.add_argument("--in-process", action="store_true", help="run in this process instead of a supervised child (tests)")
     check.set_defaults(handler=_check)
 

@@ -131,6 +131,9 @@ def flight_delay_model(
         run_dir / "calibration_test.png",
     )
     reference = training.score_histogram(scores["validate"], settings.monitoring.psi_bins)
+    # what normal score drift was: each week of the validation period against the whole of it
+    reference["psi_null"] = training.window_psi_null(
+        reference, periods["validate"]["flight_date"], scores["validate"], settings.monitoring.window_days)
     # the days it learned from (fit and early stopping): monitoring records them, never judges them
     reference["learned_from"] = [split.train.start.isoformat(), split.validate_.end.isoformat()]
     (run_dir / "score_reference.json").write_text(json.dumps(reference, indent=2))

@@ -36,7 +36,11 @@ CHECK_DESCRIPTIONS = {
     "schema": "Pandera contract of the table (columns, types, nullability, domains), validated in DuckDB.",
     "freshness": "Event time: the day's landed data covers its schedule up to close to midnight.",
     "missing_values": "Null rate per column (and expected rows) against thresholds.",
-    "value_ranges": "Impossible values nulled by silver's domain rules, and outliers vs the reference window.",
+    "value_ranges": "Impossible values per column (silver's domain rules, the feature registry's bounds), rows "
+    "breaking a relation between columns, codes the reference never had, each column's scale against the "
+    "reference days' own spread, and outliers vs the reference window.",
+    "volume": "The day's rows against the same weekday's in the reference window, each origin and carrier "
+    "against its own share, and the rows silver dropped as duplicates or quarantined.",
     "drift": "Each column's distance from the reference window (normed Wasserstein, Jensen-Shannon; KS, "
     "chi-squared on small samples), judged against the reference's own day-to-day variation; ERROR when "
     "it persists or a column is broken (a scale change, codes never seen).",
@@ -50,13 +54,13 @@ CHECK_DESCRIPTIONS = {
 DAILY_CHECKS: dict[str, dict[tuple[str, str], list[str]]] = {
     "bronze": {("bronze", "flights"): ["schema", "freshness"], ("bronze", "weather"): ["schema", "freshness"]},
     "silver": {
-        ("silver", "flights"): ["schema", "missing_values", "value_ranges"],
-        ("silver", "weather"): ["schema", "missing_values", "value_ranges"],
+        ("silver", "flights"): ["schema", "volume", "missing_values", "value_ranges"],
+        ("silver", "weather"): ["schema", "volume", "missing_values", "value_ranges"],
         ("silver", "quarantine"): ["schema"],
         ("silver", "load_audit"): ["schema"],
     },
     "gold": {
-        ("gold", "flight_features"): ["schema", "missing_values", "drift", "correlation"],
+        ("gold", "flight_features"): ["schema", "missing_values", "value_ranges", "drift", "correlation"],
         ("gold", "training_set"): ["schema"],
     },
     "ml": {("gold", "predictions"): ["schema", "model_performance"]},

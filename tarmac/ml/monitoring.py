@@ -3,7 +3,7 @@
 Per day of gold.predictions, over the trailing week that ends with it: ROC AUC and calibration error
 (mean predicted probability minus the observed delay rate) against the labels in gold.training_set,
 and PSI of the scores against the champion's scores on its validation period (prediction drift,
-which needs no labels). A day the model learned from (its training and validation periods) is
+which needs no labels), judged against what each week of that period drifted from the whole of it. A day the model learned from (its training and validation periods) is
 recorded but never judged: its figures are in-sample. The
 `model_performance` check reports them; the retraining sensor reads its failures.
 """
@@ -22,6 +22,7 @@ import numpy as np
 from tarmac.ml.registry import ModelRegistry
 from tarmac.quality.evaluate import Outcome, worst
 from tarmac.settings.ml import MonitoringSettings
+from tarmac.settings.thresholds import Thresholds
 
 SCORE_REFERENCE_TAG = "tarmac/score_reference"
 
@@ -76,7 +77,9 @@ def model_performance(
     if len(versions) == 1:
         reference = score_reference(versions[0])
         metrics["prediction_psi"] = psi(reference, window["delay_probability"].to_numpy(dtype=float))
-        severities.append(settings.prediction_psi.severity(metrics["prediction_psi"]))
+        thresholds = psi_thresholds(reference, settings)
+        metrics |= {"prediction_psi_warn": thresholds.warn, "prediction_psi_error": thresholds.error}
+        severities.append(thresholds.severity(metrics["prediction_psi"]))
     else:
         notes.append(f"scored by several versions {versions}: drift not measured")
     y = labelled["is_delayed"].astype(bool).to_numpy(dtype=int)
@@ -108,6 +111,19 @@ def model_performance(
         **{name: dg.MetadataValue.float(value) for name, value in metrics.items() if value is not None},
     }
     return Outcome(key, "model_performance", day, severity, summary, metrics, metadata)
+
+
+def psi_thresholds(reference: dict, settings: MonitoringSettings) -> Thresholds:
+    """The score PSI's thresholds for a model version: the settings' floors, raised where the
+    version's own validation weeks drifted more than that from the whole validation period
+    (`psi_null`, stored with its score reference; versions registered before it keep the floors)."""
+    null = reference.get("psi_null") or []
+    floors, calibration = settings.prediction_psi, settings.psi_calibration
+    if not null:
+        return floors
+    normal = float(np.quantile(null, calibration.quantile))
+    return Thresholds(warn=max(floors.warn, calibration.warn_margin * normal),
+                      error=max(floors.error, calibration.error_margin * normal))
 
 
 def _learned_from(reference: dict, day: str) -> bool:

@@ -203,3 +203,22 @@ def score_histogram(probability: np.ndarray, bins: int) -> dict[str, list[float]
     edges[0], edges[-1] = 0.0, 1.0
     counts, _ = np.histogram(probability, bins=edges)
     return {"edges": [float(e) for e in edges], "shares": [float(c) / len(probability) for c in counts]}
+
+
+def window_psi_null(reference: dict[str, list[float]], days: pd.Series, probability: np.ndarray,
+                    window_days: int) -> list[float]:
+    """What normal score drift was for this model: the PSI against `reference` of every window of
+    `window_days` consecutive days of the period it was scored on (monitoring judges each day on
+    such a window), sorted."""
+    from tarmac.ml.monitoring import psi
+
+    day = pd.to_datetime(days).dt.normalize().to_numpy()
+    first, last = day.min(), day.max()
+    out = []
+    start = first
+    while start + np.timedelta64(window_days - 1, "D") <= last:
+        inside = (day >= start) & (day <= start + np.timedelta64(window_days - 1, "D"))
+        if inside.any():
+            out.append(round(psi(reference, probability[inside]), 6))
+        start += np.timedelta64(1, "D")
+    return sorted(out)

@@ -227,14 +227,20 @@ class SilverReferenceQuarantine(_Contract):
 _FEATURE_TYPES: dict[str, Any] = {"double": dt.Float64, "bigint": dt.Int64, "integer": dt.Int32, "varchar": dt.String}
 
 
-def _feature_field(feature: FeatureDefinition) -> Any:
-    checks: dict[str, Any] = {"isin": list(feature.isin)} if feature.isin else {}
-    low, high = feature.bounds if isinstance(feature.bounds, tuple) else (None, None)
+def feature_bounds(feature: FeatureDefinition) -> tuple[float | None, float | None]:
+    """A feature's [low, high] (None: open), a "dataset.column" reference resolved to silver's bounds."""
     if isinstance(feature.bounds, str):
         dataset, column = feature.bounds.split(".")
         if column not in value_bounds().get(dataset, {}):
             raise FeatureRegistryError(f"feature {feature.name!r}, field 'bounds': {feature.bounds} is not in the value_bounds dbt var")
         low, high = value_bounds()[dataset][column]
+        return low, high
+    return feature.bounds if isinstance(feature.bounds, tuple) else (None, None)
+
+
+def _feature_field(feature: FeatureDefinition) -> Any:
+    checks: dict[str, Any] = {"isin": list(feature.isin)} if feature.isin else {}
+    low, high = feature_bounds(feature)
     checks.update({k: v for k, v in (("ge", low), ("le", high)) if v is not None})
     return pa.Field(nullable=feature.nullable, **checks)
 

@@ -8,6 +8,7 @@ from tarmac.yaml only.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
@@ -18,9 +19,12 @@ import duckdb
 import ibis
 import pandera.ibis as pa
 
+from tarmac.features.registry import feature_registry
 from tarmac.quality import drift as dr
+from tarmac.quality import ranges as rg
 from tarmac.quality import statistics as st
-from tarmac.quality.contracts import CONTRACTS
+from tarmac.quality import volume as vol
+from tarmac.quality.contracts import CONTRACTS, feature_bounds
 from tarmac.settings.loader import QualitySettings
 
 Severity = Literal["ok", "warn", "error"]
@@ -260,46 +264,140 @@ def missing_values(
 def value_ranges(
     con: duckdb.DuckDBPyConnection, key: dg.AssetKey, day_column: str, window: st.Window, settings: QualitySettings
 ) -> Outcome:
-    """Domain violations (impossible values silver nulled and logged) and outliers vs the reference."""
+    """Impossible values per column (a few warn; a share of a column's values is a broken delivery,
+    ERROR), rows breaking a relation between columns, codes the reference never had, each column's
+    scale against the reference days' own spread (tarmac/quality/ranges.py), and outliers (WARN)."""
     config = settings.value_ranges
-    dataset = key.path[1]
-    nulled = con.execute(
-        "select column_name, original_value, rule, source_file, source_line_number from silver.quarantine "
-        "where landing_date = ? and dataset = ? and action = 'value_nulled' order by source_line_number limit ?",
-        [window.day, dataset, settings.max_failure_cases],
-    ).fetchall()
-    nulled_total = con.execute(
-        "select count(*) from silver.quarantine where landing_date = ? and dataset = ? and action = 'value_nulled'",
-        [window.day, dataset],
-    ).fetchone()[0]
-    metrics: dict[str, float | None] = {"domain_violations": nulled_total}
-    outlier_summary = {}
-    severity: Severity = "warn" if nulled_total else "ok"
-    for column in config.columns[key.to_user_string()]:
-        count, n, low, high, n_ref = st.outliers(con, table_name(key), day_column, window, column, config.iqr_multiplier)
+    label, table, day = key.to_user_string(), table_name(key), window.day
+    examples = settings.max_failure_cases
+    rows, broken, broken_rows = rg.rule_violations(con, table, day_column, day, config.rules.get(label, {}), examples)
+    impossible, impossible_examples = _impossible_values(con, key, day_column, day, examples)
+    found: dict[str, Severity] = {}  # what was found, and its severity
+    metrics: dict[str, float | None] = {"rows": rows, "domain_violations": sum(impossible.values())}
+    for column, count in impossible.items():
+        metrics[f"violation_share:{column}"] = share = count / max(rows, 1)
+        found[f"{column}: {count} impossible value(s) ({share:.1%})"] = config.violation_share.severity(share)
+    for name, count in broken.items():
+        metrics[f"rule_share:{name}"] = share = count / max(rows, 1)
+        found[f"{count} row(s) ({share:.1%}) break {name}"] = config.rule_share.severity(share)
+    codes = {}
+    for column in config.codes.columns.get(label, []):
+        values, reference_days, new = rg.new_codes(
+            con, table, day_column, day, (window.reference_start, window.reference_end), column, examples)
+        if reference_days:
+            share = sum(new.values()) / max(values, 1)
+            metrics[f"new_code_share:{column}"] = share
+            found[f"{column}: codes never seen in the reference {sorted(new)} on {share:.1%} of rows"] = (
+                config.codes.new_share.severity(share))
+        codes[column] = {"new_codes": new, "values": values, "reference_days": reference_days}
+    scales = _scales(con, key, day_column, window, settings)
+    for shift in scales:
+        if shift.evaluated:
+            metrics[f"scale_log_ratio:{shift.column}"] = shift.log_ratio
+        if shift.broken:
+            found[f"{shift.column}: scale {math.exp(shift.log_ratio) if shift.magnitude else 0:.3g}x the reference's "
+                  f"(|log ratio| {shift.log_ratio:.2f} > {shift.threshold:.2f})"] = "error"
+    outliers = {}
+    for column in config.columns.get(label, []):
+        count, n, low, high, n_ref = st.outliers(con, table, day_column, window, column, config.iqr_multiplier)
         if (n_ref or 0) < config.min_reference_values:
-            outlier_summary[column] = {"outliers": None, "values": n, "reference_values": n_ref or 0,
-                                       "note": f"not evaluated: fewer than {config.min_reference_values} reference values"}
+            outliers[column] = {"outliers": None, "values": n, "reference_values": n_ref or 0,
+                                "note": f"not evaluated: fewer than {config.min_reference_values} reference values"}
             continue
-        share = count / n if n else 0.0
-        metrics[f"outlier_share:{column}"] = share
-        outlier_summary[column] = {"outliers": count, "values": n, "low": low, "high": high, "reference_values": n_ref}
-        if share > config.max_outlier_share:
-            severity = "warn"
-    examples = "; ".join(f"{c}={v} breaks {r} at {f}:{line}" for c, v, r, f, line in nulled[:3])
+        metrics[f"outlier_share:{column}"] = share = count / n if n else 0.0
+        outliers[column] = {"outliers": count, "values": n, "low": low, "high": high, "reference_values": n_ref}
+        found[f"{column}: {count} outlier(s) beyond {config.iqr_multiplier} IQR ({share:.1%})"] = (
+            "warn" if share > config.max_outlier_share else "ok")
+    severity = worst(*found.values())
+    failing = sorted((f for f, s in found.items() if s != "ok"), key=lambda f: -RANK[found[f]])
+    summary = f"{rows} rows; " + ("; ".join(failing) if failing else (
+        "no impossible value, every rule holds, no new code, scales and outliers within the reference's"))
+    if impossible_examples:
+        summary += " (" + "; ".join(_impossible_example(e) for e in impossible_examples[:3]) + ")"
     return Outcome(
-        key, "value_ranges", window.day, severity,
-        f"{nulled_total} impossible value(s) nulled in silver" + (f" ({examples})" if examples else "")
-        + f"; outliers beyond {config.iqr_multiplier} IQR: "
-        + ", ".join(f"{c} {v['outliers'] if v['outliers'] is not None else '-'}/{v['values']}" for c, v in outlier_summary.items()),
+        key, "value_ranges", day, severity, summary,
         metrics=metrics,
         metadata={
-            "impossible_values": dg.MetadataValue.json(
-                [{"column": c, "value": v, "rule": r, "file": f, "line": line} for c, v, r, f, line in nulled]
-            ),
-            "outliers": dg.MetadataValue.json(outlier_summary),
+            "impossible_values": dg.MetadataValue.json(impossible_examples),
+            "rules": dg.MetadataValue.json({n: {"rows": broken[n], "examples": broken_rows.get(n, [])} for n in broken}),
+            "new_codes": dg.MetadataValue.json(codes),
+            "scale": dg.MetadataValue.json({s.column: s.as_metadata() for s in scales}),
+            "outliers": dg.MetadataValue.json(outliers),
         },
     )
+
+
+def _impossible_example(case: dict[str, Any]) -> str:
+    where = f" at {case['file']}:{case['line']}" if "file" in case else f" ({case['flight_id']})"
+    return f"{case['column']}={case['value']} breaks {case['rule']}{where}"
+
+
+def _impossible_values(
+    con: duckdb.DuckDBPyConnection, key: dg.AssetKey, day_column: str, day: str, examples: int
+) -> tuple[dict[str, int], list[dict[str, Any]]]:
+    """Per column, the day's values outside their domain, and the first few of them: in silver the
+    values its domain rules nulled (logged in silver.quarantine), in gold the features outside the
+    registry's bounds."""
+    if key.path[0] == "silver":
+        counts = dict(con.execute(
+            "select column_name, count(*) from silver.quarantine "
+            "where landing_date = ? and dataset = ? and action = 'value_nulled' group by 1", [day, key.path[1]],
+        ).fetchall())
+        cases = con.execute(
+            "select column_name, original_value, rule, source_file, source_line_number from silver.quarantine "
+            "where landing_date = ? and dataset = ? and action = 'value_nulled' order by source_line_number limit ?",
+            [day, key.path[1], examples],
+        ).fetchall()
+        return counts, [{"column": c, "value": v, "rule": r, "file": f, "line": line} for c, v, r, f, line in cases]
+    bounds = {name: feature_bounds(f) for name, f in feature_registry().items() if not f.categorical}
+    bounds = {name: b for name, b in bounds.items() if b != (None, None)}
+    if key != dg.AssetKey(["gold", "flight_features"]) or not bounds:
+        return {}, []
+    outside = {name: " or ".join(p for p in (low is not None and f'"{name}" < {low}', high is not None and f'"{name}" > {high}') if p)
+               for name, (low, high) in bounds.items()}
+    table = table_name(key)
+    counted = con.execute(
+        f"select {', '.join(f'count(*) filter (where {p})' for p in outside.values())} from {table} where {day_column} = ?", [day]
+    ).fetchone()
+    counts = {name: n for name, n in zip(outside, counted, strict=True) if n}
+    cases = []
+    for name in counts:
+        low, high = bounds[name]
+        for flight_id, value in con.execute(
+            f'select flight_id, "{name}" from {table} where {day_column} = ? and ({outside[name]}) order by flight_id limit ?',
+            [day, examples],
+        ).fetchall():
+            cases.append({"column": name, "value": value, "rule": f"registry bounds [{low}, {high}]", "flight_id": flight_id})
+    return counts, cases[:examples]
+
+
+def _scales(
+    con: duckdb.DuckDBPyConnection, key: dg.AssetKey, day_column: str, window: st.Window, settings: QualitySettings
+) -> list[rg.ScaleShift]:
+    config = settings.value_ranges.scale
+    columns = config.columns.get(key.to_user_string(), [])
+    reference = _reference_days(window.day, settings)
+    if not columns or not reference:
+        return []
+    first, last = min(reference[0], window.day), max(reference[-1], window.day)
+    magnitudes = rg.daily_magnitudes(con, table_name(key), day_column, columns, first, last)
+    return [
+        rg.scale_shift(c, magnitudes[c].get(window.day), [magnitudes[c][d] for d in reference if d in magnitudes[c]],
+                       config.quantile, config.margin, config.floor, config.min_reference_days, config.min_values)
+        for c in columns
+    ]
+
+
+# ---------------------------------------------------------------- volume
+
+
+def volume(
+    con: duckdb.DuckDBPyConnection, key: dg.AssetKey, day_column: str, window: st.Window, settings: QualitySettings
+) -> Outcome:
+    """The day's delivery against its weekday's, segment by segment, and what silver dropped of it
+    (tarmac/quality/volume.py)."""
+    severity, summary, metrics, metadata = vol.volume(con, key, window.day, _reference_days(window.day, settings), settings)
+    return Outcome(key, "volume", window.day, severity, summary, metrics, metadata)
 
 
 # ---------------------------------------------------------------- drift

@@ -78,12 +78,54 @@ class MissingValuesSettings(StrictSettings):
     min_completeness: FloorThresholds
 
 
+class ScaleSettings(StrictSettings):
+    """A column's magnitude (mean absolute value) against the reference days', judged against
+    how far each reference day's magnitude lies from the other reference days'."""
+
+    quantile: float = Field(default=0.9, gt=0, le=1)
+    margin: float = Field(default=3.0, ge=1)
+    floor: float = Field(default=0.1, ge=0)
+    min_reference_days: int = Field(default=7, ge=2)
+    min_values: int = Field(default=20, ge=1)
+    columns: dict[str, list[str]] = {}
+
+
+class CodeSettings(StrictSettings):
+    """Categorical columns whose codes must have been seen in the reference window."""
+
+    new_share: Thresholds
+    columns: dict[str, list[str]] = {}
+
+
 class ValueRangeSettings(StrictSettings):
     blocking: bool = False
+    violation_share: Thresholds
     iqr_multiplier: float = Field(gt=0)
     max_outlier_share: float = Field(ge=0, le=1)
     min_reference_values: int = Field(ge=1)
     columns: dict[str, list[str]]
+    scale: ScaleSettings
+    rules: dict[str, dict[str, str]] = {}
+    rule_share: Thresholds
+    codes: CodeSettings
+
+
+class RowThresholds(StrictSettings):
+    """A day's rows over the rows expected of it: too few (a floor) or too many."""
+
+    low: FloorThresholds
+    high: Thresholds
+
+
+class VolumeSettings(StrictSettings):
+    blocking: bool = False
+    rows: RowThresholds
+    min_reference_days: int = Field(default=3, ge=1)
+    segments: dict[str, list[str]]
+    segment_rows: FloorThresholds
+    min_segment_rows: int = Field(default=20, ge=1)
+    duplicate_share: Thresholds
+    quarantined_share: Thresholds
 
 
 class CorrelationSettings(StrictSettings):
@@ -115,6 +157,7 @@ class QualitySettings(StrictSettings):
     freshness: FreshnessSettings
     missing_values: MissingValuesSettings
     value_ranges: ValueRangeSettings
+    volume: VolumeSettings
     correlation: CorrelationSettings
 
 

@@ -91,6 +91,18 @@ class PromotionSettings(StrictSettings):
     require_upstream_checks: bool = True
 
 
+class PsiCalibration(StrictSettings):
+    quantile: float = Field(default=0.9, gt=0, le=1)
+    warn_margin: float = Field(default=2.0, ge=1)
+    error_margin: float = Field(default=5.0, ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PsiCalibration:
+        if self.warn_margin > self.error_margin:
+            raise ValueError(f"warn_margin ({self.warn_margin}) must not exceed error_margin ({self.error_margin})")
+        return self
+
+
 class MonitoringSettings(StrictSettings):
     """Per-partition model performance once labels are known, and drift of the scores."""
 
@@ -100,8 +112,11 @@ class MonitoringSettings(StrictSettings):
     roc_auc: FloorThresholds
     # |mean predicted probability - observed delay rate| of the day
     calibration_error: Thresholds
-    # PSI of the day's scores against the champion's scores on its validation period
+    # PSI of the day's scores against the champion's scores on its validation period: the larger
+    # of these floors and the margins times a quantile of the PSI of each window of the validation
+    # period against the whole of it (what normal was for this model)
     prediction_psi: Thresholds
+    psi_calibration: PsiCalibration = Field(default_factory=lambda: PsiCalibration())
     psi_bins: int = Field(default=10, ge=2)
 
 

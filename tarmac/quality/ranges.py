@@ -1,0 +1,159 @@
+"""What the value_ranges check measures besides outliers, in DuckDB: impossible values per column,
+rows breaking a relation between columns, codes the reference never had, and each column's scale
+judged against the reference days' own day-to-day spread.
+
+A unit change (miles to kilometres, Fahrenheit to Celsius, minutes to seconds) keeps most values
+possible and moves a stable column's distribution as a whole; the scale statistic catches it on a
+column whose days agree with each other (distance, pressure), the rules on a column whose days do
+not (a stormy day's delays), and the domain bounds wherever the new unit leaves them.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+import duckdb
+import numpy as np
+
+# the log ratio reported for a day whose magnitude is zero against a non-zero reference (or the reverse)
+MAX_LOG_RATIO = 20.0
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class ScaleShift:
+    """A column's scale on the day against the reference days': |log(day / median of the reference
+    days)| of the mean absolute value, and the level above which that is broken."""
+
+    column: str
+    magnitude: float | None  # the day's mean absolute value
+    reference: float | None  # the median of the reference days' mean absolute values
+    log_ratio: float | None
+    threshold: float | None
+    reference_days: int
+
+    @property
+    def evaluated(self) -> bool:
+        return self.log_ratio is not None and self.threshold is not None
+
+    @property
+    def broken(self) -> bool:
+        return self.evaluated and self.log_ratio > self.threshold
+
+    def as_metadata(self) -> dict[str, Any]:
+        def r(v: float | None) -> float | None:
+            return None if v is None else round(v, 4)
+
+        return {"magnitude": r(self.magnitude), "reference": r(self.reference), "log_ratio": r(self.log_ratio),
+                "threshold": r(self.threshold), "reference_days": self.reference_days}
+
+
+def _log_ratio(a: float, b: float) -> float:
+    if a == b:
+        return 0.0
+    if a <= 0 or b <= 0:
+        return MAX_LOG_RATIO
+    return min(abs(math.log(a / b)), MAX_LOG_RATIO)
+
+
+def scale_shift(
+    column: str,
+    day: tuple[float | None, int] | None,
+    reference: list[tuple[float | None, int]],
+    quantile: float,
+    margin: float,
+    floor: float,
+    min_reference_days: int,
+    min_values: int,
+) -> ScaleShift:
+    """The day's (mean |value|, values) against the reference days' ones. The normal spread is the
+    leave-one-day-out null: each reference day's log ratio to the median of the others; the day is
+    broken above max(floor, margin x its `quantile`). Medians and a quantile keep one damaged day in
+    the reference from hiding the next."""
+    usable = [m for m, n in reference if m is not None and n >= min_values]
+    if day is None or day[0] is None or day[1] < min_values or len(usable) < min_reference_days:
+        return ScaleShift(column, day[0] if day else None, statistics.median(usable) if usable else None,
+                          None, None, len(usable))
+    null = [_log_ratio(m, statistics.median(usable[:i] + usable[i + 1:])) for i, m in enumerate(usable)]
+    threshold = max(floor, margin * float(np.quantile(null, quantile)))
+    median = statistics.median(usable)
+    return ScaleShift(column, day[0], median, _log_ratio(day[0], median), threshold, len(usable))
+
+
+def daily_magnitudes(
+    con: duckdb.DuckDBPyConnection, table: str, day_column: str, columns: list[str], first: str, last: str
+) -> dict[str, dict[str, tuple[float | None, int]]]:
+    """Each column's (mean absolute value, non-null values) per day of [first, last]."""
+    if not columns:
+        return {}
+    measures = ", ".join(f"avg(abs({_q(c)}::double)), count({_q(c)})" for c in columns)
+    rows = con.execute(
+        f"select {_q(day_column)}::varchar, {measures} from {table} "
+        f"where {_q(day_column)} between ? and ? group by 1", [first, last],
+    ).fetchall()
+    return {c: {row[0]: (row[1 + 2 * i], row[2 + 2 * i]) for row in rows} for i, c in enumerate(columns)}
+
+
+def rule_violations(
+    con: duckdb.DuckDBPyConnection, table: str, day_column: str, day: str, rules: dict[str, str], examples: int
+) -> tuple[int, dict[str, int], dict[str, list[dict[str, Any]]]]:
+    """Rows of the day, how many break each rule (a NULL satisfies it), and the first few breaking
+    rows of each, with their landing file and line where the table carries them."""
+    if not rules:
+        rows = con.execute(f"select count(*) from {table} where {_q(day_column)} = ?", [day]).fetchone()[0]
+        return rows, {}, {}
+    counts = ", ".join(f"count(*) filter (where not coalesce({rule}, true))" for rule in rules.values())
+    rows, *broken = con.execute(f"select count(*), {counts} from {table} where {_q(day_column)} = ?", [day]).fetchone()
+    columns = {c for (c,) in con.execute(f"select column_name from (describe {table})").fetchall()}
+    lineage = [c for c in ("source_file", "source_line_number") if c in columns]
+    found: dict[str, list[dict[str, Any]]] = {}
+    for (name, rule), count in zip(rules.items(), broken, strict=True):
+        if count:
+            cursor = con.execute(
+                f"select * from {table} where {_q(day_column)} = ? and not coalesce({rule}, true) "
+                f"order by all limit {int(examples)}", [day],
+            )
+            names = [d[0] for d in cursor.description]
+            wanted = [c for c in names if re.search(rf"\b{re.escape(c)}\b", rule) or c in lineage]
+            found[name] = [{c: _plain(row[names.index(c)]) for c in wanted} for row in cursor.fetchall()]
+    return rows, dict(zip(rules, broken, strict=True)), found
+
+
+def new_codes(
+    con: duckdb.DuckDBPyConnection, table: str, day_column: str, day: str, reference: tuple[str, str], column: str,
+    examples: int,
+) -> tuple[int, int, dict[str, int]]:
+    """Non-null values of the column on the day, reference days with values, and the day's codes the
+    reference window [start, end) never had, with their rows (the most frequent first)."""
+    c, d = _q(column), _q(day_column)
+    start, end = reference
+    rows = con.execute(
+        f"""
+        with base as (
+            select {c} as code, {d} as day from {table}
+            where ({d} = $day or ({d} >= $start and {d} < $end)) and {c} is not null
+        )
+        select code::varchar, count(*) filter (where day = $day), count(*) filter (where day <> $day),
+               (select count(distinct day) from base where day <> $day)
+        from base group by 1
+        """,
+        {"day": day, "start": start, "end": end},
+    ).fetchall()
+    values = sum(today for _, today, _, _ in rows)
+    reference_days = rows[0][3] if rows else 0
+    if not reference_days:
+        return values, 0, {}
+    codes = sorted(((code, today) for code, today, seen, _ in rows if today and not seen), key=lambda x: (-x[1], x[0]))
+    return values, reference_days, dict(codes[:examples]) | (
+        {"...": sum(n for _, n in codes[examples:])} if len(codes) > examples else {})
+
+
+def _plain(value: Any) -> Any:
+    return value if isinstance(value, int | float | str | None) else str(value)
