@@ -122,7 +122,7 @@ def _segments(
     """Each segment's rows, its expected rows (the median over the basis days, 0 where absent) and
     its ratio relative to the day's; segments expected to bring fewer than min_rows are left out."""
     out = []
-    for (column, value), by_day in sorted(counted.items()):
+    for (column, value), by_day in sorted(counted.items(), key=lambda item: (item[0][0], str(item[0][1]))):
         expected = statistics.median(by_day.get(d, 0) for d in basis)
         if expected < min_rows or ratio <= 0:
             continue
