@@ -111,7 +111,7 @@ DAMAGE = {
                          lambda rows: [[*r[:9], {"EV": "XE", "B6": "JB"}.get(r[9], r[9]), *r[10:]] for r in rows],
                          "silver/flights", "value_ranges", "error"),
     "2013-03-18": Damage("the day delivered twice", "flights", lambda rows: rows + rows, "silver/flights", "volume", "error"),
-    "2013-03-19": Damage("one carrier an hour late", "flights", late_carrier("UA", 60), "gold/flight_features", "drift", "warn"),
+    "2013-03-19": Damage("one carrier an hour late", "flights", late_carrier("UA", 60), "silver/flights", "drift", "warn"),
     "2013-03-20": Damage("the weather file never landed", "weather", MISSING, "silver/weather", "missing_values", "error"),
     "2013-03-21": Damage("delays two hours longer than the times say", "flights", two_hours_late,
                          "gold/flight_features", "drift", "error"),

@@ -41,9 +41,10 @@ CHECK_DESCRIPTIONS = {
     "reference days' own spread, and outliers vs the reference window.",
     "volume": "The day's rows against the same weekday's in the reference window, each origin and carrier "
     "against its own share, and the rows silver dropped as duplicates or quarantined.",
-    "drift": "Each column's distance from the reference window (normed Wasserstein, Jensen-Shannon; KS, "
-    "chi-squared on small samples), judged against the reference's own day-to-day variation; ERROR when "
-    "it persists or a column is broken (a scale change, codes never seen).",
+    "drift": "Features: each column's distance from the reference window (normed Wasserstein, Jensen-Shannon; "
+    "KS, chi-squared on small samples), judged against the reference's own day-to-day variation; ERROR when "
+    "it persists or a column is broken (a scale change, codes never seen). Flights: each carrier's lower "
+    "quartile of departure delay relative to the day's, against its reference days (WARN: one carrier shifted).",
     "correlation": "Change of pairwise correlation of the day vs the reference window.",
     "training_serving_parity": "Sampled flights of the day replayed through the online path (speed layer, "
     "online store, serving reads) up to their prediction_ts and compared with gold.flight_features.",
@@ -54,7 +55,7 @@ CHECK_DESCRIPTIONS = {
 DAILY_CHECKS: dict[str, dict[tuple[str, str], list[str]]] = {
     "bronze": {("bronze", "flights"): ["schema", "freshness"], ("bronze", "weather"): ["schema", "freshness"]},
     "silver": {
-        ("silver", "flights"): ["schema", "volume", "missing_values", "value_ranges"],
+        ("silver", "flights"): ["schema", "volume", "missing_values", "value_ranges", "drift"],
         ("silver", "weather"): ["schema", "volume", "missing_values", "value_ranges"],
         ("silver", "quarantine"): ["schema"],
         ("silver", "load_audit"): ["schema"],

@@ -317,3 +317,68 @@ def verdict(
 def trailing_days(day: str, days: int) -> list[str]:
     first = date.fromisoformat(day)
     return [(first - timedelta(days=i)).isoformat() for i in range(days, 0, -1)]
+
+
+# ---------------------------------------------------------------- segment shifts
+
+
+@dataclass(frozen=True)
+class SegmentShift:
+    """One segment's (a carrier's) quantile of a column on the day, relative to the whole day's same
+    quantile, against that relative value on the reference days: a shift of the segment alone (one
+    carrier an hour late) stands out; a storm that delays everyone does not."""
+
+    segment: str
+    value: float | None  # the day's relative quantile
+    reference: float | None  # the median of the reference days' relative quantiles
+    threshold: float | None
+    reference_days: int
+
+    @property
+    def shifted(self) -> bool:
+        return self.threshold is not None and self.value is not None and abs(self.value - self.reference) > self.threshold
+
+    def as_metadata(self) -> dict[str, Any]:
+        def r(v: float | None) -> float | None:
+            return None if v is None else round(v, 3)
+
+        return {"relative": r(self.value), "reference": r(self.reference), "threshold": r(self.threshold),
+                "reference_days": self.reference_days}
+
+
+def segment_days(
+    con: duckdb.DuckDBPyConnection, table: str, day_column: str, by: str, column: str, quantile: float,
+    first: str, last: str, min_rows: int,
+) -> dict[str, dict[str, float]]:
+    """segment -> day -> the segment's `quantile` of `column` minus the whole day's, for the days of
+    [first, last] where the segment has min_rows values."""
+    d, b, c = _q(day_column), _q(by), _q(column)
+    rows = con.execute(
+        f"""
+        with per as (
+            select {d}::varchar as day, {b}::varchar as segment, quantile_cont({c}, {quantile}) as q, count({c}) as n
+            from {table} where {d} between ? and ? group by grouping sets (({d}), ({d}, {b}))
+        )
+        select s.day, s.segment, s.q - a.q from per s join per a on a.day = s.day and a.segment is null
+        where s.segment is not null and s.n >= {int(min_rows)}
+        """,
+        [first, last],
+    ).fetchall()
+    out: dict[str, dict[str, float]] = {}
+    for day, segment, value in rows:
+        out.setdefault(segment, {})[day] = value
+    return out
+
+
+def segment_shift(
+    segment: str, by_day: dict[str, float], day: str, reference: list[str], quantile: float, margin: float,
+    floor: float, min_reference_days: int,
+) -> SegmentShift:
+    """The day's relative value against the reference days', judged against each reference day's
+    distance from the median of the others (shifted above max(floor, margin x its `quantile`))."""
+    values = [by_day[d] for d in reference if d in by_day]
+    if day not in by_day or len(values) < min_reference_days:
+        return SegmentShift(segment, by_day.get(day), float(np.median(values)) if values else None, None, len(values))
+    null = [abs(v - float(np.median(values[:i] + values[i + 1:]))) for i, v in enumerate(values)]
+    threshold = max(floor, margin * float(np.quantile(null, quantile)))
+    return SegmentShift(segment, by_day[day], float(np.median(values)), threshold, len(values))

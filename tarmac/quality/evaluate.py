@@ -417,6 +417,8 @@ def drift_days(
     reference's own day-to-day variation, and the table's verdict with persistence
     (tarmac/quality/drift.py). The days' summaries are fetched once for all of them."""
     config = settings.drift
+    if key.to_user_string() not in config.columns:
+        return segment_drift_days(con, key, day_column, windows, settings)
     columns = config.columns[key.to_user_string()]
     table = table_name(key)
     calibration = dr.Calibration(config.quantile, config.error_margin, config.gross_margin, config.min_reference_days)
@@ -458,6 +460,43 @@ def drift_days(
                 "reference_window": dg.MetadataValue.text(reference),
                 "statistics": dg.MetadataValue.json({c.column: c.as_metadata() for c in today}),
             },
+        ))
+    return outcomes
+
+
+def segment_drift_days(
+    con: duckdb.DuckDBPyConnection, key: dg.AssetKey, day_column: str, windows: list[st.Window], settings: QualitySettings
+) -> list[Outcome]:
+    """Each day's segment shifts (tarmac/quality/drift.py): WARN for a segment that moved alone."""
+    config = settings.drift
+    segments = config.segments[key.to_user_string()]
+    references = {w.day: _reference_days(w.day, settings) for w in windows}
+    first = min([*references, *(r[0] for r in references.values() if r)])
+    by_segment = dr.segment_days(con, table_name(key), day_column, segments.by, segments.column, segments.value_quantile,
+                                 first, max(references), segments.min_rows)
+    outcomes = []
+    for window in windows:
+        shifts = [dr.segment_shift(s, by_day, window.day, references[window.day], segments.quantile, segments.margin,
+                                   segments.floor, config.min_reference_days) for s, by_day in sorted(by_segment.items())]
+        judged = [s for s in shifts if s.threshold is not None]
+        moved = [s for s in judged if s.shifted]
+        reference = f"[{window.reference_start}, {window.reference_end})"
+        what = f"{segments.column}'s {segments.value_quantile:g} quantile per {segments.by}, relative to the day's"
+        if not judged:
+            severity, summary = "warn", (f"no reference yet: no {segments.by} with {segments.min_rows} rows on "
+                                         f"{config.min_reference_days} reference days ({what})")
+        elif moved:
+            severity = "warn"
+            summary = "shifted alone: " + ", ".join(
+                f"{segments.by}={s.segment} {s.value:+.0f} vs {s.reference:+.0f} (beyond {s.threshold:.0f})" for s in moved
+            ) + f" ({what}; vs {reference})"
+        else:
+            severity, summary = "ok", f"no {segments.by} shifted alone ({len(judged)} judged; {what}; vs {reference})"
+        outcomes.append(Outcome(
+            key, "drift", window.day, severity, summary,
+            metrics={f"segment_shift:{s.segment}": abs(s.value - s.reference) for s in judged},
+            metadata={"reference_window": dg.MetadataValue.text(reference),
+                      "segments": dg.MetadataValue.json({s.segment: s.as_metadata() for s in shifts})},
         ))
     return outcomes
 

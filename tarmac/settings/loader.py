@@ -44,6 +44,19 @@ class PersistenceSettings(StrictSettings):
         return self
 
 
+class SegmentSettings(StrictSettings):
+    """A segment's (a carrier's) quantile of a column, relative to the whole day's, against its
+    reference days: WARN when it moves beyond margin x the null's `quantile` (and beyond floor)."""
+
+    by: str
+    column: str
+    value_quantile: float = Field(default=0.25, gt=0, lt=1)
+    min_rows: int = Field(default=50, ge=1)
+    quantile: float = Field(default=0.9, gt=0, le=1)
+    margin: float = Field(default=4.0, ge=1)
+    floor: float = Field(default=5.0, ge=0)
+
+
 class DriftSettings(StrictSettings):
     blocking: bool = False
     min_rows: int = Field(ge=1)
@@ -57,7 +70,8 @@ class DriftSettings(StrictSettings):
     warn_share: float = Field(default=0.34, gt=0, le=1)
     error_share: float = Field(default=0.3, gt=0, le=1)
     persistence: PersistenceSettings = PersistenceSettings()
-    columns: dict[str, DriftColumns]
+    columns: dict[str, DriftColumns] = {}
+    segments: dict[str, SegmentSettings] = {}
 
     @model_validator(mode="after")
     def _margins(self) -> DriftSettings:
