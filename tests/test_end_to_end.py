@@ -171,14 +171,18 @@ def test_backfill_sensors_and_propagation_against_a_running_dagster(dagster_dev,
         assert not planned_after_their_run(instance)
         return
 
-    # 3. a new day lands: the sensor materializes it
+    # 3. a new day lands: the sensor materializes it (in one run, or one per dataset when a tick
+    # falls between the two files' arrival: each file starts its own side of the day)
     fill_landing_zone(paths, [NEW_DAY])
-    wait_for(f"{NEW_DAY} to be materialized", lambda: _quiet(instance, 4), timeout=300)
-    for key in _daily_assets():
-        assert NEW_DAY in instance.get_materialized_partitions(key), key
-    (landing_run,) = [r for r in _pipeline_runs(instance) if r.tags.get(TRIGGER) == "landing"]
-    assert landing_run.status == dg.DagsterRunStatus.SUCCESS
-    _let_sensors_tick(server, instance, runs_before=4)  # nothing downstream of the new day had been built yet
+
+    def new_day_built() -> bool:
+        return bool(_quiet(instance, 4)) and all(NEW_DAY in instance.get_materialized_partitions(k) for k in _daily_assets())
+
+    wait_for(f"{NEW_DAY} to be materialized", new_day_built, timeout=300)
+    landing_runs = [r for r in _pipeline_runs(instance) if r.tags.get(TRIGGER) == "landing"]
+    assert 1 <= len(landing_runs) <= 2 and all(r.status == dg.DagsterRunStatus.SUCCESS for r in landing_runs)
+    runs_now = len(_pipeline_runs(instance))
+    _let_sensors_tick(server, instance, runs_before=runs_now)  # nothing downstream of the new day had been built yet
 
     # 4. a corrected flights file for an earlier day
     before = _latest_storage_id(instance)
@@ -188,8 +192,8 @@ def test_backfill_sensors_and_propagation_against_a_running_dagster(dagster_dev,
     fields[5] = str(int(fields[5]) + 90)  # dep_delay of the day's first flight
     lines[1] = ",".join(fields)
     flights.write_text("\n".join(lines) + "\n")
-    wait_for("the correction and its refresh", lambda: _quiet(instance, 6), timeout=420)
-    _let_sensors_tick(server, instance, runs_before=6)
+    wait_for("the correction and its refresh", lambda: _quiet(instance, runs_now + 2), timeout=420)
+    _let_sensors_tick(server, instance, runs_before=runs_now + 2)
     later = days_between("2013-03-03", NEW_DAY)
     expected = Counter(
         [(key, CORRECTED_DAY) for key in ("bronze/flights", "bronze/rejected_files", "silver/flights",
@@ -199,7 +203,7 @@ def test_backfill_sensors_and_propagation_against_a_running_dagster(dagster_dev,
     )
     assert _materialized_since(instance, before) == expected
     triggers = Counter(r.tags.get(TRIGGER) for r in _pipeline_runs(instance) if r.tags.get(TRIGGER))
-    assert triggers == {"landing": 2, "downstream_refresh": 1}
+    assert triggers == {"landing": len(landing_runs) + 1, "downstream_refresh": 1}
     assert all(r.status == dg.DagsterRunStatus.SUCCESS for r in _pipeline_runs(instance))
     assert_every_day_evaluated(server, graph, pipeline, [*days, NEW_DAY])
     assert not planned_after_their_run(instance)  # no check left planned by any run that ended
