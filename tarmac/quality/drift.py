@@ -33,7 +33,7 @@ days, so a null of 28 leave-one-out comparisons costs 28 small sorts, not 28 sca
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any, Literal
@@ -379,6 +379,14 @@ def segment_shift(
     values = [by_day[d] for d in reference if d in by_day]
     if day not in by_day or len(values) < min_reference_days:
         return SegmentShift(segment, by_day.get(day), float(np.median(values)) if values else None, None, len(values))
-    null = [abs(v - float(np.median(values[:i] + values[i + 1:]))) for i, v in enumerate(values)]
-    threshold = max(floor, margin * float(np.quantile(null, quantile)))
+    threshold = leave_one_out_threshold(values, lambda a, b: abs(a - b), quantile, margin, floor)
     return SegmentShift(segment, by_day[day], float(np.median(values)), threshold, len(values))
+
+
+def leave_one_out_threshold(
+    values: list[float], distance: Callable[[float, float], float], quantile: float, margin: float, floor: float
+) -> float:
+    """How far from the reference a day may lie: each reference day's distance from the median of the
+    others is the null, and the bound is max(floor, margin x its `quantile`)."""
+    null = [distance(v, float(np.median(values[:i] + values[i + 1:]))) for i, v in enumerate(values)]
+    return max(floor, margin * float(np.quantile(null, quantile)))

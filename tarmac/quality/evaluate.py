@@ -308,8 +308,7 @@ def value_ranges(
         outliers[column] = {"outliers": count, "values": n, "low": low, "high": high, "reference_values": n_ref}
         found[f"{column}: {count} outlier(s) beyond {config.iqr_multiplier} IQR ({share:.1%})"] = (
             "warn" if share > config.max_outlier_share else "ok")
-    severity = worst(*found.values())
-    failing = sorted((f for f, s in found.items() if s != "ok"), key=lambda f: -RANK[found[f]])
+    severity, failing = _findings(found)
     summary = f"{rows} rows; " + ("; ".join(failing) if failing else (
         "no impossible value, every rule holds, no new code, scales and outliers within the reference's"))
     if impossible_examples:
@@ -325,6 +324,12 @@ def value_ranges(
             "outliers": dg.MetadataValue.json(outliers),
         },
     )
+
+
+def _findings(found: dict[str, Severity]) -> tuple[Severity, list[str]]:
+    """The worst severity of what a check found, and its failing findings, the worst first."""
+    failing = sorted((f for f, s in found.items() if s != "ok"), key=lambda f: -RANK[found[f]])
+    return worst(*found.values()), failing
 
 
 def _impossible_example(case: dict[str, Any]) -> str:
@@ -396,7 +401,9 @@ def volume(
 ) -> Outcome:
     """The day's delivery against its weekday's, segment by segment, and what silver dropped of it
     (tarmac/quality/volume.py)."""
-    severity, summary, metrics, metadata = vol.volume(con, key, window.day, _reference_days(window.day, settings), settings)
+    found, metrics, metadata = vol.volume(con, key, window.day, _reference_days(window.day, settings), settings)
+    severity, failing = _findings(found)
+    summary = "; ".join(failing or [f for f, s in found.items() if s == "ok"] or [f"{metrics['rows']} rows"])
     return Outcome(key, "volume", window.day, severity, summary, metrics, metadata)
 
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
-import numpy as np
+
+from tarmac.quality.drift import leave_one_out_threshold
 
 # the log ratio reported for a day whose magnitude is zero against a non-zero reference (or the reverse)
 MAX_LOG_RATIO = 20.0
@@ -81,8 +82,7 @@ def scale_shift(
     if day is None or day[0] is None or day[1] < min_values or len(usable) < min_reference_days:
         return ScaleShift(column, day[0] if day else None, statistics.median(usable) if usable else None,
                           None, None, len(usable))
-    null = [_log_ratio(m, statistics.median(usable[:i] + usable[i + 1:])) for i, m in enumerate(usable)]
-    threshold = max(floor, margin * float(np.quantile(null, quantile)))
+    threshold = leave_one_out_threshold(usable, _log_ratio, quantile, margin, floor)
     median = statistics.median(usable)
     return ScaleShift(column, day[0], median, _log_ratio(day[0], median), threshold, len(usable))
 

@@ -34,8 +34,9 @@ def _basis(day: str, counts: dict[str, int], reference: list[str]) -> list[str]:
 
 def volume(
     con: duckdb.DuckDBPyConnection, key: dg.AssetKey, day: str, reference: list[str], settings: QualitySettings
-) -> tuple[str, str, dict[str, float | None], dict[str, Any]]:
-    """(severity, summary, metrics, metadata) of the day's volume for the silver table `key`."""
+) -> tuple[dict[str, str], dict[str, float | None], dict[str, Any]]:
+    """What the day's volume for the silver table `key` found (each finding with its severity), its
+    metrics and metadata."""
     config = settings.volume
     dataset, label = key.path[1], key.to_user_string()
     bronze = f'"bronze"."{dataset}"'
@@ -67,8 +68,9 @@ def volume(
         expected = statistics.median(counts[d] for d in basis)
         ratio = rows / expected
         metrics |= {"expected_rows": expected, "rows_ratio": ratio}
-        worst_rows = max((config.rows.low.severity(ratio), config.rows.high.severity(ratio)), key=_RANK.__getitem__)
-        found[f"{rows} rows, {ratio:.2f}x the {expected:g} expected (median of {_describe(day, basis)})"] = worst_rows
+        described = f"{rows} rows, {ratio:.2f}x the {expected:g} expected (median of {_describe(day, basis)})"
+        too_few = config.rows.low.severity(ratio)  # a ratio is never both too low and too high
+        found[described] = too_few if too_few != "ok" else config.rows.high.severity(ratio)
         segments = _segments(counted, day, basis, ratio, config.min_segment_rows)
         low = []
         for segment in segments:
@@ -82,13 +84,7 @@ def volume(
         metadata |= {"expected_rows": dg.MetadataValue.float(float(expected)),
                      "reference_days": dg.MetadataValue.json(basis),
                      "short_segments": dg.MetadataValue.json(low)}
-    severity = max(found.values(), key=_RANK.__getitem__, default="ok")
-    failing = sorted((f for f, s in found.items() if s != "ok"), key=lambda f: -_RANK[found[f]])
-    passing = [f for f, s in found.items() if s == "ok"]
-    return severity, "; ".join(failing or passing or [f"{rows} rows"]), metrics, metadata
-
-
-_RANK = {"ok": 0, "warn": 1, "error": 2}
+    return found, metrics, metadata
 
 
 def _describe(day: str, basis: list[str]) -> str:
