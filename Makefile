@@ -29,7 +29,7 @@ PYTEST_WORKERS ?= 3
 TEST_TMPDIR ?= $(shell [ -d /dev/shm ] && [ -w /dev/shm ] && echo /dev/shm)
 PYTEST := $(if $(TEST_TMPDIR),TMPDIR=$(TEST_TMPDIR) )$(RUN) pytest -n $(PYTEST_WORKERS) -p no:cacheprovider --dist loadgroup
 
-.PHONY: help uv setup manifest instance landing backfill check check-report lint validate run replay test test-fast bench mlflow serve screenshot clean
+.PHONY: help uv java setup manifest instance landing backfill check check-report lint validate run replay test test-fast bench mlflow serve screenshot clean
 
 help:
 	@echo "make run                       set up, land 2013, materialize it, serve the UI on 127.0.0.1:3000"
@@ -47,10 +47,25 @@ help:
 uv:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 
+# The Spark engine (pyspark with Spark's jars, dbt-spark) is an extra, installed when asked for
+# (SPARK=1 or TARMAC_ENGINE=spark) and in CI, which runs the Spark tests; Spark needs Java 17, which
+# the Makefile installs from Debian's packages when it runs as root. Without it, installed
+# packages are left as they are (--inexact), so that a tree with Spark keeps it.
+SPARK ?= $(if $(filter spark,$(TARMAC_ENGINE)),1,$(if $(filter true,$(CI)),1,))
+
 # Bytecode is compiled once here: every dbt invocation, step and server is a new Python process,
 # and where PYTHONDONTWRITEBYTECODE is set each of them would otherwise compile its imports again.
-setup: uv
-	$(UV) sync --locked --compile-bytecode
+setup: uv $(if $(SPARK),java)
+	$(UV) sync --locked --compile-bytecode $(if $(SPARK),--extra spark,--inexact)
+
+java:
+	@command -v java >/dev/null 2>&1 || [ -x "$${JAVA_HOME:-/nonexistent}/bin/java" ] || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Spark needs Java 17: installing openjdk-17-jre-headless"; \
+	    apt-get install -y -q openjdk-17-jre-headless >/dev/null || { apt-get update -q && apt-get install -y -q openjdk-17-jre-headless; }; \
+	  else \
+	    echo "Spark needs Java 17 and no java is on PATH: install it (Debian/Ubuntu: sudo apt-get install openjdk-17-jre-headless)" >&2; exit 1; \
+	  fi; }
 
 # The dbt manifest is built here, never when the definitions load; so is the SQL of the analyses
 # the feature store runs (point_in_time_features for the offline store, feature_events for the

@@ -211,7 +211,9 @@ def _parsed_manifest(args: Sequence[str], forward: Callable[[Any], None]) -> tup
 
     project_dir = Path(os.environ.get("DBT_PROJECT_DIR") or DBT_PROJECT_DIR)
     flags = tuple((a, b) for a, b in zip(args, args[1:]) if a in _PROFILE_FLAGS)
-    key = (os.fspath(project_dir), os.environ.get("DBT_PROFILES_DIR"), flags, project_state(project_dir))
+    # the engine is the profile's target: a parse holds configs that depend on it (partitioned_config)
+    key = (os.fspath(project_dir), os.environ.get("DBT_PROFILES_DIR"), os.environ.get("TARMAC_ENGINE"), flags,
+           project_state(project_dir))
     if key not in _PARSED:
         # parse's own report ("Found 18 models ...") is not the invocation's: only its problems are
         loud = [lambda event: event.info.level in ("warn", "error") and forward(event)]

@@ -57,6 +57,16 @@ class TarmacPaths:
         return self.data_dir / "writer" / "warehouse.duckdb"
 
     @property
+    def spark_warehouse(self) -> Path:
+        """The Spark engine's tables: Parquet in Spark's layout, <schema>.db/<table>/."""
+        return self.data_dir / "spark-warehouse"
+
+    @property
+    def spark_metastore(self) -> Path:
+        """The Spark engine's catalog: an embedded Derby metastore."""
+        return self.data_dir / "spark-metastore"
+
+    @property
     def monitoring(self) -> Path:
         """Check metrics history (written by check steps only)."""
         return self.data_dir / "monitoring.duckdb"

@@ -1,7 +1,8 @@
 """`gold/predictions`: every flight of a day scored by the champion, with its model version per row.
 
-Daily partitioned like the features it scores and rewritten per partition (delete the window, then
-insert, in one transaction), so a re-run or a range run gives the same rows. Scores are computed
+Daily partitioned like the features it scores and rewritten per partition (on DuckDB the window
+deleted and inserted in one transaction; on Spark the days' Parquet partitions replaced), so a
+re-run or a range run gives the same rows. Scores are computed
 from gold.flight_features, every flight including those whose label will never be known.
 
 Until a model holds the champion alias (a fresh instance, a week of data: too little to train on),
@@ -76,26 +77,19 @@ def predictions(
         return
     model = registry.load(champion.version)
     columns = ", ".join(["flight_id", "flight_date", "prediction_ts", *model_features()])
-    with warehouse.writing_step(context.log.warning) as done:  # published, or undone
-        with warehouse.writer(context.log.warning) as con:
-            frame = con.execute(
-                f"select {columns} from gold.flight_features where flight_date >= ? and flight_date < ? order by flight_id",
-                [start, end],
-            ).df()
-            scored = frame[["flight_id", "flight_date", "prediction_ts"]].copy()
-            scored["delay_probability"] = delay_probability(model, frame) if len(frame) else []
-            scored["model_name"] = settings.model_name
-            scored["model_version"] = champion.version
-            scored["load_id"] = context.run.run_id
-            scored["scored_at"] = datetime.now(UTC)
-            con.execute(DDL)
-            con.execute("begin transaction")
-            con.execute("delete from gold.predictions where flight_date >= ? and flight_date < ?", [start, end])
-            con.register("scored", scored)
-            con.execute("insert into gold.predictions by name select * from scored")
-            con.unregister("scored")
-            con.execute("commit")
-        done(True)
+    with warehouse.reader() as con:
+        frame = con.execute(
+            f"select {columns} from gold.flight_features where flight_date >= ? and flight_date < ? order by flight_id",
+            [start, end],
+        ).df()
+    scored = frame[["flight_id", "flight_date", "prediction_ts"]].copy()
+    scored["delay_probability"] = delay_probability(model, frame) if len(frame) else []
+    scored["model_name"] = settings.model_name
+    scored["model_version"] = champion.version
+    scored["load_id"] = context.run.run_id
+    scored["scored_at"] = datetime.now(UTC)
+    # the run's days rewritten whole, where the engine keeps gold: published, or undone
+    warehouse.replace_days("gold", "predictions", DDL, scored, "flight_date", context.partition_keys, context.log.warning)
     context.log.info(f"scored {len(scored)} flights of [{start}, {end}) with {settings.model_name} v{champion.version}")
     metadata = {
         "model_version": dg.MetadataValue.text(champion.version),

@@ -3,7 +3,7 @@
     feature_events): a departure is an event at dep_ts, a cancellation an event at the scheduled
     departure, a weather observation an event at obs_ts. -#}
 {% macro departure_events(flights) -%}
-    select origin, dest, carrier, dep_ts as event_ts, dep_delay::double as dep_delay
+    select origin, dest, carrier, dep_ts as event_ts, cast(dep_delay as double) as dep_delay
     from {{ flights }}
     where dep_ts is not null
 {%- endmacro %}

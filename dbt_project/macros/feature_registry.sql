@@ -55,7 +55,7 @@
             {%- set value = "1 as is_event" -%}
             {%- do aggregates.append("count(is_event) over w as " ~ feature.name) -%}
         {%- elif feature.aggregation == "rate" -%}
-            {%- set value = "(" ~ feature.value ~ " >= " ~ threshold ~ ")::double as " ~ feature.value ~ "_at_threshold" -%}
+            {%- set value = "cast(" ~ feature.value ~ " >= " ~ threshold ~ " as double) as " ~ feature.value ~ "_at_threshold" -%}
             {%- do aggregates.append("avg(" ~ feature.value ~ "_at_threshold) over w as " ~ feature.name) -%}
         {%- else -%}
             {%- set value = feature.value -%}

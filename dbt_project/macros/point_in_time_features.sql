@@ -45,11 +45,7 @@ weather as (
 
 latest_weather as (
     -- the latest observation at or before p (each weather feature's window says how old it may be)
-    select t.flight_id,
-        w.*
-    from targets t
-    asof left join weather w
-        on t.origin = w.origin and t.prediction_ts >= w.event_ts
+    {{ latest_observation("targets", "weather") }}
 )
 
 select
@@ -62,7 +58,7 @@ select
     t.dest,
     t.distance as distance_mi,
     t.hour as dep_hour_local,
-    isodow(t.flight_date) as day_of_week,
+    {{ iso_day_of_week('t.flight_date') }} as day_of_week,
     t.month,
     {#- weather: the latest observation at or before p, unknown (not stale values) once older than the window #}
     {%- for feature in registry_features() if feature.aggregation in ("mean", "count", "rate", "latest") %}
@@ -92,8 +88,43 @@ left join {{ planes_or_none() }} p on p.tailnum = t.tailnum
         reference tables land. Only a model checks: the compiled analyses always name the table. -#}
     {%- set planes = ref("silver_planes") -%}
     {%- if execute and model.resource_type == "model" and load_relation(planes) is none -%}
-        (select null::varchar as tailnum, null::integer as year, null::integer as seats where false)
+        (select cast(null as {{ sql_type('varchar') }}) as tailnum, cast(null as integer) as year, cast(null as integer) as seats where false)
     {%- else -%}
         {{ planes }}
     {%- endif -%}
 {%- endmacro %}
+
+{#- Each target's latest observation at or before its prediction time, at its origin: the
+    observation's columns, all NULL when there is none. -#}
+{% macro latest_observation(targets, observations) %}{{ return(adapter.dispatch("latest_observation", "tarmac")(targets, observations)) }}{% endmacro %}
+
+{% macro default__latest_observation(targets, observations) %}
+    select t.flight_id, w.*
+    from {{ targets }} t
+    asof left join {{ observations }} w
+        on t.origin = w.origin and t.prediction_ts >= w.event_ts
+{% endmacro %}
+
+{% macro spark__latest_observation(targets, observations) %}
+    {#- No ASOF join: the observations and the targets as one stream per origin, ordered by time with
+        an observation before a target of the same instant (it is "at or before"), and each target
+        takes the last observation seen so far. -#}
+    select flight_id, latest.*
+    from (
+        select
+            flight_id,
+            is_target,
+            last_value(observation, true) over (
+                partition by origin order by ts, is_target
+                rows between unbounded preceding and current row) as latest
+        from (
+            select origin, event_ts as ts, 0 as is_target, struct(w.*) as observation,
+                cast(null as string) as flight_id
+            from {{ observations }} w
+            union all
+            select origin, prediction_ts as ts, 1 as is_target, null as observation, flight_id
+            from {{ targets }}
+        ) stream
+    ) merged
+    where is_target = 1
+{% endmacro %}

@@ -10,7 +10,7 @@
     select
         flight_id, flight_date, year, month, hour, carrier, flight, origin, dest, tailnum, distance,
         sched_dep_ts,
-        sched_dep_ts - to_minutes({{ horizon }}) as prediction_ts
+        sched_dep_ts - interval {{ horizon }} minute as prediction_ts
     from {{ ref("silver_flights") }}
     where {{ in_window("flight_date") }}
 {%- endset %}

@@ -4,7 +4,7 @@
     cancelled and diverted flights have no arr_delay and are scored but never trained on. -#}
 
 select
-    f.* exclude (load_id, computed_at),
+    f.* except (load_id, computed_at),
     {{ is_delayed("s.arr_delay") }} as is_delayed,
     '{{ run_var("load_id") }}' as load_id,
     now() as computed_at

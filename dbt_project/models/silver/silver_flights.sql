@@ -27,9 +27,9 @@ select
     {{ within_bounds("distance", bounds["distance"]) }} as distance,
     -- cancelled is what upstream said (no dep_time at all), not a value we nulled
     {{ na("raw.dep_time") }} is null as cancelled,
-    time_hour + to_minutes(minute) as sched_dep_ts,
+    {{ add_minutes('time_hour', 'minute') }} as sched_dep_ts,
     case when {{ na("raw.dep_time") }} is not null
-        then time_hour + to_minutes(minute + {{ within_bounds("dep_delay", bounds["dep_delay"]) }})
+        then {{ add_minutes('time_hour', 'minute + ' ~ within_bounds('dep_delay', bounds['dep_delay'])) }}
     end as dep_ts,
     source_file,
     source_line_number,

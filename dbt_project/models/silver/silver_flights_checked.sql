@@ -20,11 +20,11 @@ with {{ checked_landing_rows(
     extra_rules=[
         local_date_rules(tz),
         violation("invalid_hhmm", "sched_dep_time is not null and not (" ~ valid_schedule ~ ")",
-                  "format('sched_dep_time {} is not a valid HHMM time of day', sched_dep_time)"),
+                  fmt("sched_dep_time {} is not a valid HHMM time of day", ["sched_dep_time"])),
         violation("schedule_mismatch",
                   "sched_dep_time is not null and hour is not null and minute is not null
                    and sched_dep_time <> hour * 100 + minute",
-                  "format('sched_dep_time {} disagrees with hour {} and minute {}', sched_dep_time, hour, minute)"),
+                  fmt("sched_dep_time {} disagrees with hour {} and minute {}", ["sched_dep_time", "hour", "minute"])),
     ],
     extra_nulls=[
         nulled_value("dep_time", "not " ~ valid_hhmm("dep_time"), "'dep_time is not a valid HHMM time (0000-2400)'"),
@@ -35,7 +35,7 @@ with {{ checked_landing_rows(
 keyed as (
     select
         *,
-        carrier || '-' || flight || '-' || origin || '-' || strftime(landing_date, '%Y%m%d') as flight_id
+        carrier || '-' || cast(flight as {{ sql_type('varchar') }}) || '-' || origin || '-' || {{ date_digits('landing_date') }} as flight_id
     from ruled
 ),
 
@@ -47,12 +47,12 @@ disposed as (
 )
 
 select
-    * exclude (violations),
+    * except (violations),
     case
-        when disposition = 'quarantined' and len(violations) = 0 then [{
-            'rule': 'conflicting_duplicate',
-            'reason': format('flight {} already delivered at line {} of {} with different values',
-                             flight_id, kept_line_number, source_file)}]
+        when disposition = 'quarantined' and {{ list_len("violations") }} = 0 then {{ list_of([struct_of([
+            ("rule", "'conflicting_duplicate'"),
+            ("reason", fmt("flight {} already delivered at line {} of {} with different values",
+                           ["flight_id", "kept_line_number", "source_file"]))])]) }}
         else violations
     end as violations
 from disposed

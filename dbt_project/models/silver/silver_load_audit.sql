@@ -11,7 +11,7 @@ select
     coalesce(c.silver_rows, 0) as silver_rows,
     coalesce(c.quarantined_rows, 0) as quarantined_rows,
     coalesce(c.duplicates_dropped, 0) as duplicates_dropped,
-    coalesce(c.values_nulled, 0)::bigint as values_nulled,
+    cast(coalesce(c.values_nulled, 0) as bigint) as values_nulled,
     now() as audited_at
 from (
     select landing_date, count(*) as bronze_rows
@@ -25,7 +25,7 @@ left join (
         count(*) filter (where disposition = 'kept') as silver_rows,
         count(*) filter (where disposition = 'quarantined') as quarantined_rows,
         count(*) filter (where disposition = 'duplicate_dropped') as duplicates_dropped,
-        sum(len(nulled)) filter (where disposition = 'kept') as values_nulled
+        sum({{ list_len('nulled') }}) filter (where disposition = 'kept') as values_nulled
     from {{ ref("silver_" ~ dataset ~ "_checked") }}
     group by all
 ) c using (landing_date)

@@ -8,10 +8,10 @@ select
     landing_date,
     '{{ dataset }}' as dataset,
     'row_quarantined' as action,
-    violations[1].rule as rule,
-    list_transform(violations, lambda v: v.reason).list_aggregate('string_agg', '; ') as reason,
-    null::varchar as column_name,
-    null::varchar as original_value,
+    {{ list_at("violations", 1) }}.rule as rule,
+    {{ list_join(list_transform("violations", "v", "v.reason"), "'; '") }} as reason,
+    cast(null as {{ sql_type("varchar") }}) as column_name,
+    cast(null as {{ sql_type("varchar") }}) as original_value,
     source_file,
     source_line_number,
     file_checksum,
@@ -37,7 +37,7 @@ select
     raw_line as raw_payload,
     load_id,
     now() as quarantined_at
-from {{ ref("silver_" ~ dataset ~ "_checked") }}, unnest(nulled) as u(n)
+{{ from_unnested(ref("silver_" ~ dataset ~ "_checked"), "nulled", "u", "n") }}
 where disposition = 'kept'
 {% if not loop.last %}union all{% endif %}
 {% endfor %}

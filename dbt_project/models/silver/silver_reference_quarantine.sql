@@ -12,8 +12,7 @@ select
     case
         when parse_error is not null then parse_error
         when {{ na(key) }} is null then 'required column {{ key }} is empty'
-        else format('{{ key }} {} already delivered at line {}', {{ key }},
-                    min(source_line_number) over (partition by {{ key }}))
+        else {{ fmt(key ~ " {} already delivered at line {}", [key, "min(source_line_number) over (partition by " ~ key ~ ")"]) }}
     end as reason,
     source_file,
     source_line_number,

@@ -23,12 +23,12 @@ disposed as (
 )
 
 select
-    * exclude (violations),
+    * except (violations),
     case
-        when disposition = 'quarantined' and len(violations) = 0 then [{
-            'rule': 'conflicting_duplicate',
-            'reason': format('observation {} {} already delivered at line {} of {} with different values',
-                             origin, time_hour, kept_line_number, source_file)}]
+        when disposition = 'quarantined' and {{ list_len("violations") }} = 0 then {{ list_of([struct_of([
+            ("rule", "'conflicting_duplicate'"),
+            ("reason", fmt("observation {} {} already delivered at line {} of {} with different values",
+                           ["origin", timestamp_text("time_hour"), "kept_line_number", "source_file"]))])]) }}
         else violations
     end as violations
 from disposed
