@@ -29,7 +29,7 @@ PYTEST_WORKERS ?= 3
 TEST_TMPDIR ?= $(shell [ -d /dev/shm ] && [ -w /dev/shm ] && echo /dev/shm)
 PYTEST := $(if $(TEST_TMPDIR),TMPDIR=$(TEST_TMPDIR) )$(RUN) pytest -n $(PYTEST_WORKERS) -p no:cacheprovider --dist loadgroup
 
-.PHONY: help uv java setup manifest instance landing backfill check check-report lint validate run replay test test-fast bench mlflow serve screenshot clean
+.PHONY: help uv java setup spark-cluster spark-cluster-stop manifest instance landing backfill check check-report lint validate run replay test test-fast bench mlflow serve screenshot clean
 
 help:
 	@echo "make run                       set up, land 2013, materialize it, serve the UI on 127.0.0.1:3000"
@@ -43,6 +43,8 @@ help:
 	@echo "make serve                     the serving API on 127.0.0.1:8000, the speed layer replaying silver beside it"
 	@echo "make bench [QUICK=1]           the pipeline against its floor at SF=1 and 10; writes BENCHMARKS.md"
 	@echo "TARMAC_INSTANCE=postgres make .. keep the Dagster instance in PostgreSQL instead of SQLite"
+	@echo "TARMAC_ENGINE=spark make ..    build the layers on Spark (local[2]; TARMAC_SPARK_MASTER for a cluster)"
+	@echo "make spark-cluster[-stop]      a Spark master and two workers on 127.0.0.1:7077"
 
 uv:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -129,6 +131,17 @@ test-fast: lint manifest
 # BENCHMARKS.md and docs/benchmarks/*.png. QUICK=1: a smoke run on 14 days (report in the work folder).
 bench: manifest
 	$(RUN) python -m bench $(if $(QUICK),--quick) $(BENCH_ARGS)
+
+# A Spark standalone cluster on this machine: a master (spark://127.0.0.1:7077) and two workers, all
+# bound to 127.0.0.1, kept in $(TARMAC_DATA_DIR)/spark-cluster; then
+# TARMAC_ENGINE=spark TARMAC_SPARK_MASTER=spark://127.0.0.1:7077 make backfill START=.. END=..
+SPARK_WORKERS ?= 2
+spark-cluster: export SPARK := 1
+spark-cluster: setup
+	$(RUN) python -m tools.spark_cluster start --workers $(SPARK_WORKERS)
+
+spark-cluster-stop:
+	$(RUN) python -m tools.spark_cluster stop
 
 # The MLflow UI over the data dir's tracking store and model registry (runs, versions, the champion).
 MLFLOW_PORT ?= 5000

@@ -17,6 +17,8 @@ work folder); the project's own instance and warehouse are not touched.
 5. Memory: each command's peak resident memory, its process tree summed.
 6. The real-time path (bench.online) and the per-check costs (bench.quality_checks) on the SF=1
    warehouse.
+7. The SF=1 year's backfill on Spark local[2] beside DuckDB's, both compared with the floor
+   (bench.engines), and a Spark session's start-up.
 
 --quick runs the same parts on 14 days at SF 1 and 2 with a 3-day history: a smoke run of the
 harness, not figures to quote.
@@ -32,6 +34,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.engines import engines, jvm_start_seconds
 from bench.floor import compare
 from bench.measure import commit, machine, versions
 from bench.pipeline import Workspace, profile, repeated_daily
@@ -106,6 +109,12 @@ def main(argv: list[str] | None = None) -> int:
         # 1. the year at SF=1, then the parts that need its warehouse
         sf1, results_sf1 = scale(root, 1, config["start"], config["end"])
         results["scales"] = [results_sf1]
+        save()
+        log("engines: the same backfill on Spark local[2], beside DuckDB's")
+        results["engines"] = {"started": datetime.now(UTC).isoformat(timespec="seconds"), "commit": results["commit"],
+                              "jvm_start_seconds": jvm_start_seconds(),
+                              "scales": [engines(root, 1, config["start"], config["end"], floor_workspace=sf1,
+                                                 duckdb={**results_sf1["pipeline"], "comparison": results_sf1["comparison"]})]}
         save()
         day = config["day"]
         log(f"incremental: {day} with {results_sf1['days']} days materialized, x{config['repeats']}")

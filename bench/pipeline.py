@@ -29,6 +29,7 @@ MEDALLION_STEPS = ("reference_models", "daily_bronze_models", "daily_silver_mode
 @dataclass
 class Workspace:
     root: Path
+    engine: str = "duckdb"  # TARMAC_ENGINE of every command run in it
 
     @property
     def home(self) -> Path:
@@ -40,7 +41,7 @@ class Workspace:
 
     @property
     def env(self) -> dict[str, str]:
-        return {"DAGSTER_HOME": str(self.home), "TARMAC_DATA_DIR": str(self.data)}
+        return {"DAGSTER_HOME": str(self.home), "TARMAC_DATA_DIR": str(self.data), "TARMAC_ENGINE": self.engine}
 
     def create(self) -> Workspace:
         if self.root.exists():

@@ -353,12 +353,47 @@ def write_report(results: dict, out: Path) -> None:
             if "p50_ms" in r else [r["store"], r["endpoint"], f"{r.get('rate', 0):g}/s", f"skipped: {r['skipped']}",
                                    "", "", "", ""]
             for r in online["latency"]])
+    lines += _engines(results.get("engines"))
     if results.get("quality_checks"):
         text = [line for line in results["quality_checks"].splitlines() if not _noise(line)]
         lines += ["## The checks one by one", "",
                   "`bench.quality_checks` on the SF=1 warehouse: each daily check over every materialized day, "
                   "evaluated as the check steps do.", "", "```", *text, "```", ""]
     out.write_text("\n".join(lines).rstrip() + "\n")
+
+
+def _engines(engines: dict | None) -> list[str]:
+    """Section 7: the same backfill on DuckDB and on Spark local[2] (bench.engines)."""
+    if not engines:
+        return []
+    lines = ["## 7. The same models on Spark", "",
+             f"`bench.engines` ({engines['started']}, commit {engines.get('commit', 'not recorded')}): `make backfill`'s "
+             "command in two fresh workspaces that differ only by `TARMAC_ENGINE`, on the same landing files, each "
+             "gold.flight_features compared flight by flight with the floor's (so with each other). Spark runs "
+             "dbt-spark's session method on `local[2]` in the step's process, its tables Parquet under "
+             "`spark-warehouse/`.", ""]
+    rows = []
+    for s in engines["scales"]:
+        duck, spark = s["duckdb"], s["spark"]
+        rows.append([f"SF={s['scale_factor']}, {s['days']} days", _s(duck["seconds"]), _s(spark["seconds"]),
+                     _x(_ratio(spark["seconds"], duck["seconds"])),
+                     _s(duck["profile"]["dbt_steps_seconds"]), _s(spark["profile"]["dbt_steps_seconds"]),
+                     _gb(duck["peak_rss_bytes"]), _gb(spark["peak_rss_bytes"]),
+                     "equal" if duck["comparison"]["equal"] and spark["comparison"]["equal"] else
+                     f"DuckDB: {duck['comparison']['summary']}; Spark: {spark['comparison']['summary']}"])
+    lines += _table(["data", "DuckDB backfill", "Spark backfill", "Spark ÷ DuckDB", "dbt steps, DuckDB",
+                     "dbt steps, Spark", "peak, DuckDB", "peak, Spark", "gold vs the floor"], rows)
+    lines += [f"A Spark session's start in a fresh process, with one query answered: {_s(engines['jvm_start_seconds'])} "
+              "(the JVM, Spark's context and the embedded metastore); every run that builds a layer pays it once.", ""]
+    for s in engines["scales"]:
+        duck, spark = s["duckdb"]["profile"], s["spark"]["profile"]
+        keys = [k for k in sorted(spark["steps"], key=lambda k: -spark["steps"][k]) if k in duck["steps"]][:8]
+        lines += [f"Steps of the SF={s['scale_factor']} backfill, slowest on Spark first:", ""]
+        lines += _table(["step", "DuckDB", "Spark"], [[f"`{k}`", _s(duck["steps"][k]), _s(spark["steps"][k])] for k in keys])
+        nodes = sorted(spark["dbt_nodes"].items(), key=lambda kv: -kv[1])[:6]
+        lines += ["dbt nodes on Spark, slowest first (DuckDB beside): " + "; ".join(
+            f"{name.split('.')[-1]} {_s(seconds)} ({_s(duck['dbt_nodes'].get(name))})" for name, seconds in nodes) + ".", ""]
+    return lines
 
 
 def _noise(line: str) -> bool:

@@ -57,7 +57,10 @@ class WarehouseResource(dg.ConfigurableResource):
         finally:
             if outcome != [True]:
                 log("the step failed: on Spark what it wrote stays until its re-run rewrites those days")
-            spark.publish_views(self.config.paths)
+            try:
+                spark.publish_views(self.config.paths)
+            finally:
+                spark.release(self.config.paths)  # the metastore free for the next run's process
 
     def replace_days(self, schema: str, table: str, ddl: str, rows: Any, column: str, days: Sequence[str],
                      log: Callable[[str], None]) -> None:

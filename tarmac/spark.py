@@ -137,6 +137,8 @@ def catalog_tables(paths: TarmacPaths, layers: Iterable[str] = LAYERS) -> list[S
         if schema not in known:
             continue
         for table in spark.catalog.listTables(schema):
+            if table.isTemporary:  # dbt's staging views (<model>__dbt_tmp), listed under every schema
+                continue
             columns = spark.catalog.listColumns(table.name, schema)
             detail = {row.col_name: row.data_type for row in
                       spark.sql(f"describe table extended `{schema}`.`{table.name}`").collect()}
@@ -241,3 +243,25 @@ def replace_partitions(paths: TarmacPaths, schema: str, table: str, rows: Any, c
             shutil.rmtree(retired, ignore_errors=True)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def release(paths: TarmacPaths) -> None:
+    """Stop this process's Spark session and close the embedded metastore, so that another
+    process (the next run's step) can open it: Derby admits one process per database, and a run's
+    process lives on after its Spark step. A later step of this process starts a new session."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        return
+    # dbt-spark's session is the process's default one, active on the thread that ran dbt's models
+    active = SparkSession.getActiveSession() or SparkSession._instantiatedSession
+    if active is None:
+        return
+    jvm = active._jvm
+    active.stop()
+    try:
+        jvm.java.sql.DriverManager.getConnection(f"jdbc:derby:;databaseName={paths.spark_metastore / 'metastore_db'};shutdown=true")
+    except Exception as error:  # Derby reports a database it has shut down as SQLState 08006
+        state = getattr(getattr(error, "java_exception", None), "getSQLState", lambda: None)()
+        if state not in ("08006", "XJ004"):  # XJ004: the database was not booted in this process
+            raise

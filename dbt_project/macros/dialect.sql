@@ -9,8 +9,10 @@
     format('{{ template }}', {{ args | join(", ") }})
 {%- endmacro %}
 {% macro spark__fmt(template, args) -%}
-    {#- %s renders a date as DuckDB does; a NULL as "null" where DuckDB writes "NULL" (never in these messages) -#}
-    format_string('{{ template | replace("{}", "%s") }}', {{ args | join(", ") }})
+    {#- %s renders a date as DuckDB does; a NULL as "null" where DuckDB writes "NULL" (never in these
+        messages). A quote doubled in the template is chr(39): Spark reads literals without escapes. -#}
+    {%- set pieces = template.replace("{}", "%s").split("''") -%}
+    format_string({% if pieces | length > 1 %}concat({% for piece in pieces %}'{{ piece }}'{% if not loop.last %}, chr(39), {% endif %}{% endfor %}){% else %}'{{ pieces[0] }}'{% endif %}, {{ args | join(", ") }})
 {%- endmacro %}
 
 {#- A timestamp as text, as DuckDB's format('{}') writes it in a UTC session: with an offset for a
