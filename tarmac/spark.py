@@ -53,14 +53,13 @@ def master() -> str:
 
 def session_config(paths: TarmacPaths) -> dict[str, str]:
     """The Spark session's settings: what dbt_project/profiles.yml gives dbt-spark (its `spark`
-    output's server_side_parameters; tests/test_spark.py holds the two equal)."""
-    data = str(paths.data_dir)
+    output's server_side_parameters; tests/test_spark_tables.py holds the two equal)."""
     return {
         "spark.master": master(),
         "spark.app.name": "tarmac-dbt",
-        "spark.sql.warehouse.dir": f"{data}/spark-warehouse",
-        "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={data}/spark-metastore/metastore_db;create=true",
-        "spark.driver.extraJavaOptions": f"-Dderby.system.home={data}/spark-metastore",
+        "spark.sql.warehouse.dir": str(paths.spark_warehouse),
+        "spark.hadoop.javax.jdo.option.ConnectionURL": f"jdbc:derby:;databaseName={paths.spark_metastore}/metastore_db;create=true",
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={paths.spark_metastore}",
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.parser.escapedStringLiterals": "true",
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
