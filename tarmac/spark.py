@@ -7,9 +7,9 @@ URL in TARMAC_SPARK_MASTER), and the tables are Parquet in Spark's own layout un
 (`<column>=<day>/part-*.parquet`), with an embedded Derby metastore beside them.
 
 Everything else reads the layers as it does on DuckDB, through `warehouse.duckdb`: on Spark that
-file holds no data, only one view per table over the table's Parquet files (`publish_views`),
-rebuilt after every writing step from Spark's catalog, so a table that has no rows yet still has
-its columns and types. A reader sees the Parquet files as they are when it queries them.
+file holds no data, only one view per table over the table's Parquet files as they were when the
+last writing step ended (`publish_views`, rebuilt after every step from Spark's catalog, so a table
+that has no rows yet still has its columns and types).
 
 Spark has no transaction over a layer: a step that fails part-way leaves the days it rewrote as
 it left them, and its re-run (every model rewrites whole partitions) puts them right.
@@ -162,14 +162,17 @@ def view_sql(table: SparkTable) -> str:
     (a day column comes from the folder names); no rows when the table has no file yet."""
     columns = ", ".join(f"cast({_quote(name)} as {kind}) as {_quote(name)}" for name, kind in table.columns)
     target = f"{_quote(table.schema)}.{_quote(table.name)}"
-    if not any(table.location.glob("**/*.parquet")):
+    # the files as they are now, listed once: a pattern would list a folder per day at every query
+    # (a year's table: 0.27 s a query against 0.06 s), and the view is rebuilt after every step
+    files = sorted(table.location.glob("/".join(["*"] * len(table.partition_columns) + ["*.parquet"])))
+    if not files:
         nulls = ", ".join(f"cast(null as {kind}) as {_quote(name)}" for name, kind in table.columns)
         return f"create or replace view {target} as select {nulls} where false"
-    pattern = str(table.location / ("*/" * len(table.partition_columns)) / "*.parquet").replace("'", "''")
+    listed = ", ".join("'" + str(f).replace("'", "''") + "'" for f in files)
     hive = ", ".join(f"'{name}': '{kind}'" for name, kind in table.columns if name in table.partition_columns)
     options = f", hive_partitioning = true, hive_types = {{{hive}}}" if hive else ", hive_partitioning = false"
     return (f"create or replace view {target} as select {columns} "
-            f"from read_parquet('{pattern}', union_by_name = true{options})")
+            f"from read_parquet([{listed}], union_by_name = true{options})")
 
 
 def publish_views(paths: TarmacPaths, extra: Iterable[SparkTable] = ()) -> list[SparkTable]:

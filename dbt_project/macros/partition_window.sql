@@ -58,3 +58,10 @@
         meta={"partition_column": partition_column},
     ) }}
 {% endmacro %}
+
+{#- The last clause of a partitioned model's select. On Spark, the rows of a day in one task, so
+    that each day's partition is one Parquet file rather than one per task that held some of its
+    rows (readers list and open every file). Nothing on DuckDB. -#}
+{% macro rows_by_day(column) %}{{ return(adapter.dispatch("rows_by_day", "tarmac")(column)) }}{% endmacro %}
+{% macro default__rows_by_day(column) %}{% endmacro %}
+{% macro spark__rows_by_day(column) %}distribute by {{ column }}{% endmacro %}

@@ -22,3 +22,4 @@ from ({{ checked_landing_files(dataset) }})
 where rejection_reason is not null
 {% if not loop.last %}union all{% endif %}
 {% endfor %}
+{{ rows_by_day("landing_date") }}

@@ -2,3 +2,4 @@
 {{ config(alias="weather") }}
 -- depends_on: {{ source("landing", "weather") }}
 {{ bronze_from_landing("weather") }}
+{{ rows_by_day("landing_date") }}

@@ -25,3 +25,4 @@ with features as (
 
 select *, '{{ run_var("load_id") }}' as load_id, now() as computed_at
 from features
+{{ rows_by_day("flight_date") }}

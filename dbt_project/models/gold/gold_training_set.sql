@@ -13,3 +13,4 @@ join {{ ref("silver_flights") }} s using (flight_id)
 where {{ in_window("f.flight_date") }}
   and {{ in_window("s.flight_date") }}
   and s.arr_delay is not null
+{{ rows_by_day("flight_date") }}

@@ -38,3 +38,4 @@ select
     now() as loaded_at
 from {{ ref("silver_flights_checked") }}
 where disposition = 'kept'
+{{ rows_by_day("flight_date") }}

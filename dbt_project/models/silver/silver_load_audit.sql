@@ -31,3 +31,4 @@ left join (
 ) c using (landing_date)
 {% if not loop.last %}union all{% endif %}
 {% endfor %}
+{{ rows_by_day("landing_date") }}

@@ -41,3 +41,4 @@ select
 where disposition = 'kept'
 {% if not loop.last %}union all{% endif %}
 {% endfor %}
+{{ rows_by_day("landing_date") }}

@@ -17,3 +17,4 @@ select
     now() as loaded_at
 from {{ ref("silver_weather_checked") }}
 where disposition = 'kept'
+{{ rows_by_day("obs_date") }}
