@@ -138,16 +138,15 @@ def catalog_tables(paths: TarmacPaths, layers: Iterable[str] = LAYERS) -> list[S
         for table in spark.catalog.listTables(schema):
             if table.isTemporary:  # dbt's staging views (<model>__dbt_tmp), listed under every schema
                 continue
+            name = f"`{schema}`.`{table.name}`"
             columns = spark.catalog.listColumns(table.name, schema)
-            detail = {row.col_name: row.data_type for row in
-                      spark.sql(f"describe table extended `{schema}`.`{table.name}`").collect()}
-            location = Path(re.sub(r"^file:(//)?", "", detail["Location"]))
+            types = {field.name: field.dataType.simpleString() for field in spark.table(name).schema}
+            detail = {row.col_name: row.data_type for row in spark.sql(f"describe table extended {name}").collect()}
             tables.append(SparkTable(
                 schema=schema,
                 name=table.name,
-                location=location,
-                columns=tuple((c.name, duckdb_type(spark.table(f"`{schema}`.`{table.name}`").schema[c.name].dataType.simpleString()))
-                              for c in columns),
+                location=Path(re.sub(r"^file:(//)?", "", detail["Location"])),
+                columns=tuple((c.name, duckdb_type(types[c.name])) for c in columns),
                 partition_columns=tuple(c.name for c in columns if c.isPartition),
             ))
     return tables
@@ -175,12 +174,12 @@ def view_sql(table: SparkTable) -> str:
             f"from read_parquet([{listed}], union_by_name = true{options})")
 
 
-def publish_views(paths: TarmacPaths, extra: Iterable[SparkTable] = ()) -> list[SparkTable]:
-    """Write warehouse.duckdb as the views of every table of the layers (and of `extra`, tables
-    written as Parquet beside Spark's, such as batch scoring's): staged beside it and renamed over
-    it, so a reader opens the old file or the new one."""
+def publish_views(paths: TarmacPaths) -> list[SparkTable]:
+    """Write warehouse.duckdb as the views of every table of the layers, Spark's and those written
+    as Parquet beside them (batch scoring's): staged beside it and renamed over it, so a reader
+    opens the old file or the new one."""
     tables = catalog_tables(paths)
-    tables += [*disk_tables(paths, tables), *extra]
+    tables += disk_tables(paths, tables)
     published = paths.warehouse
     published.parent.mkdir(parents=True, exist_ok=True)
     staged = published.with_name(f".{published.name}.{uuid.uuid4().hex[:8]}.tmp")
