@@ -29,6 +29,7 @@ from typing import Any
 import duckdb
 
 from tarmac.paths import TarmacPaths
+from tarmac.sql import quote_identifier as _quote
 
 ENGINES = ("duckdb", "spark")
 DEFAULT_MASTER = "local[2]"
@@ -150,10 +151,6 @@ def catalog_tables(paths: TarmacPaths, layers: Iterable[str] = LAYERS) -> list[S
                 partition_columns=tuple(c.name for c in columns if c.isPartition),
             ))
     return tables
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def view_sql(table: SparkTable) -> str:

@@ -41,12 +41,10 @@ from typing import Any, Literal
 import duckdb
 import numpy as np
 
+from tarmac.sql import quote_identifier as _q
+
 Severity = Literal["ok", "warn", "error"]
 Kind = Literal["numeric", "categorical"]
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 # ---------------------------------------------------------------- per-day summaries

@@ -19,13 +19,10 @@ from typing import Any
 import duckdb
 
 from tarmac.quality.drift import leave_one_out_threshold
+from tarmac.sql import quote_identifier as _q
 
 # the log ratio reported for a day whose magnitude is zero against a non-zero reference (or the reverse)
 MAX_LOG_RATIO = 20.0
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ from datetime import date, timedelta
 
 import duckdb
 
+from tarmac.sql import quote_identifier as _q
+
 EPSILON = 1e-4  # PSI's floor for a category absent on one side
 
 
@@ -31,10 +33,6 @@ class Window:
     @property
     def params(self) -> dict[str, str]:
         return {"day": self.day, "ref_start": self.reference_start, "ref_end": self.reference_end}
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def row_count(con: duckdb.DuckDBPyConnection, table: str, day_column: str, day: str) -> int:

@@ -1,0 +1,6 @@
+"""SQL text Tarmac writes itself (for DuckDB)."""
+
+
+def quote_identifier(name: str) -> str:
+    """A column, table or schema name as a double-quoted identifier."""
+    return '"' + name.replace('"', '""') + '"'
