@@ -26,6 +26,7 @@ from resources.config import TarmacConfig
 from resources.model_registry import ModelRegistryResource
 from resources.warehouse import WarehouseResource
 from tarmac.quality.contracts import column_schema
+from tarmac.spark import engine
 from tarmac.warehouse import WAREHOUSE_POOL
 
 PREDICTIONS_KEY = dg.AssetKey(["gold", "predictions"])
@@ -53,7 +54,7 @@ create table if not exists gold.predictions (
     partitions_def=daily_partitions,
     backfill_policy=dg.BackfillPolicy.single_run(),
     group_name=ML_GROUP,
-    kinds={"duckdb", "mlflow"},
+    kinds={engine(), "mlflow"},  # where the scores are written: the engine's gold
     code_version=ml_code_version(),
     pool=WAREHOUSE_POOL,
     owners=["team:ml-features"],
