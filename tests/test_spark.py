@@ -30,7 +30,9 @@ pytestmark = [pytest.mark.spark, pytest.mark.pipeline, pytest.mark.slow, pytest.
 
 FIRST, LAST, END = "2013-03-04", "2013-03-10", "2013-03-11"  # the week, END exclusive
 REBUILT, NEXT = "2013-03-06", "2013-03-07"  # the day rebuilt alone on Spark
-BY_DAY = ["2013-03-08", "2013-03-09", "2013-03-10"]  # built one at a time on the cluster, after the days before
+# built one at a time on the cluster, after the days before: the day whose flights file is rejected,
+# and the change to daylight saving time
+BY_DAY = ["2013-03-09", "2013-03-10"]
 # columns a build stamps with its own run or time: equal only within one build
 VOLATILE = {"load_id", "ingested_at", "loaded_at", "quarantined_at", "audited_at", "computed_at", "rejected_at"}
 DEP_TIME, DEP_DELAY, TAILNUM = 3, 5, 11
