@@ -384,7 +384,9 @@ def _engines(engines: dict | None) -> list[str]:
     lines += _table(["data", "DuckDB backfill", "Spark backfill", "Spark ÷ DuckDB", "dbt steps, DuckDB",
                      "dbt steps, Spark", "peak, DuckDB", "peak, Spark", "gold vs the floor"], rows)
     lines += [f"A Spark session's start in a fresh process, with one query answered: {_s(engines['jvm_start_seconds'])} "
-              "(the JVM, Spark's context and the embedded metastore); every run that builds a layer pays it once.", ""]
+              "(the JVM, Spark's context and the embedded metastore). A run pays it at its first Spark step; each later "
+              "step starts a new session in the same JVM, since every step ends by releasing the metastore for the "
+              "next run's process.", ""]
     for s in engines["scales"]:
         duck, spark = s["duckdb"]["profile"], s["spark"]["profile"]
         keys = [k for k in sorted(spark["steps"], key=lambda k: -spark["steps"][k]) if k in duck["steps"]][:8]
