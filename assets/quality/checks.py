@@ -24,7 +24,7 @@ from assets.quality.evaluations import daily_evaluations, materialization_target
 from resources.config import TarmacConfig
 from resources.model_registry import ModelRegistryResource
 from resources.warehouse import WarehouseResource
-from tarmac.ml.monitoring import model_performance, score_references
+from tarmac.ml.monitoring import model_performance_days, score_references
 from tarmac.online.parity import parity_outcomes
 from tarmac.paths import TarmacPaths
 from tarmac.quality import evaluate, monitoring
@@ -128,39 +128,34 @@ def _window(settings: QualitySettings, day: str) -> Window:
     return Window.trailing(day, reference.days)
 
 
-def evaluate_day(
-    warehouse: ibis.BaseBackend, con, key: dg.AssetKey, check: str, day: str | None, inputs: CheckInputs
-) -> evaluate.Outcome:
-    settings = inputs.quality
-    column = PARTITION_COLUMNS.get(tuple(key.path))
-    if check == "schema":
-        return evaluate.schema(warehouse, con, key, column, day, settings)
-    if check == "freshness":
-        return evaluate.freshness(con, key, column, day, settings)
-    if check == "missing_values":
-        return evaluate.missing_values(con, key, column, day, settings)
-    if check == "model_performance":
-        return model_performance(con, key, day, inputs.settings.ml.monitoring, inputs.score_reference)
-    window = _window(settings, day)
-    return getattr(evaluate, check)(con, key, column, window, settings)
+# the checks whose days are evaluated together: each reads what its days need once (tarmac/quality/statistics.py)
+BY_DAYS = {"freshness": evaluate.freshness_days, "missing_values": evaluate.missing_values_days}
+BY_WINDOWS = {"value_ranges": evaluate.value_ranges_days, "volume": evaluate.volume_days,
+              "correlation": evaluate.correlation_days, "drift": evaluate.drift_days}
 
 
 def evaluate_days(
     warehouse: ibis.BaseBackend, con, key: dg.AssetKey, check: str, days: list[str | None], inputs: CheckInputs
 ) -> list[evaluate.Outcome]:
-    """One check over every day of a run: a daily table's schema is validated for the whole window at
-    once (day by day only where it fails); every other check is evaluated day by day."""
+    """One check over every day of a run, each day with an outcome of its own. The days' statistics
+    come from one read of the run's window, not one query per day; a daily table's schema is
+    validated for the whole window at once (day by day only where it fails)."""
+    settings = inputs.quality
     column = PARTITION_COLUMNS.get(tuple(key.path))
     if check == "training_serving_parity":  # one replay for every day of the run
         online = inputs.settings.online
-        return parity_outcomes(con, key, days, online, inputs.paths, inputs.quality.max_failure_cases)
-    if check == "drift":  # the days' summaries fetched once for the run
-        return evaluate.drift_days(con, key, column, [_window(inputs.quality, d) for d in days], inputs.quality)
+        return parity_outcomes(con, key, days, online, inputs.paths, settings.max_failure_cases)
+    if check in BY_WINDOWS:
+        return BY_WINDOWS[check](con, key, column, [_window(settings, d) for d in days], settings)
+    if check in BY_DAYS:
+        return BY_DAYS[check](con, key, column, days, settings)
     if check == "schema" and column:
-        return evaluate.with_rejected_files(
-            con, key, evaluate.schema_window(warehouse, con, key, column, days, inputs.quality)
-        )
-    return [evaluate_day(warehouse, con, key, check, day, inputs) for day in days]
+        return evaluate.with_rejected_files(con, key, evaluate.schema_window(warehouse, con, key, column, days, settings))
+    if check == "schema":
+        return [evaluate.schema(warehouse, con, key, column, day, settings) for day in days]
+    if check == "model_performance":
+        return model_performance_days(con, key, days, inputs.settings.ml.monitoring, inputs.score_reference)
+    raise ValueError(f"no evaluator for the check {check!r}")
 
 
 def _evaluate(

@@ -18,6 +18,7 @@ from functools import cache
 import dagster as dg
 import duckdb
 import numpy as np
+import pandas as pd
 
 from tarmac.ml.registry import ModelRegistry
 from tarmac.quality.evaluate import Outcome, worst
@@ -47,10 +48,31 @@ def psi(reference: dict[str, list[float]], scores: np.ndarray) -> float:
     return float(np.sum((actual - expected) * np.log(actual / expected)))
 
 
-def model_performance(
+def model_performance_days(
     con: duckdb.DuckDBPyConnection,
     key: dg.AssetKey,
+    days: list[str],
+    settings: MonitoringSettings,
+    score_reference: Callable[[str], dict[str, list[float]]],
+) -> list[Outcome]:
+    """Each day's figures over its trailing window, from the predictions and labels of every day's
+    window read in one query."""
+    first = (date.fromisoformat(min(days)) - timedelta(days=settings.window_days - 1)).isoformat()
+    frame = con.execute(
+        "select p.flight_date, p.delay_probability, p.model_version, t.is_delayed from gold.predictions p "
+        "left join gold.training_set t on t.flight_id = p.flight_id and t.flight_date = p.flight_date "
+        "where p.flight_date between ? and ? order by p.flight_date",
+        [first, max(days)],
+    ).df()
+    dates = frame["flight_date"].to_numpy(dtype="datetime64[D]")
+    return [_model_performance(key, day, frame, dates, settings, score_reference) for day in days]
+
+
+def _model_performance(
+    key: dg.AssetKey,
     day: str,
+    predictions: pd.DataFrame,
+    dates: np.ndarray,
     settings: MonitoringSettings,
     score_reference: Callable[[str], dict[str, list[float]]],
 ) -> Outcome:
@@ -58,13 +80,9 @@ def model_performance(
     by the version that scored `day`: one day's ~900 flights make a noisy AUC, and a day's weather
     moves all its scores together, so a trailing week is what the thresholds judge."""
     first = (date.fromisoformat(day) - timedelta(days=settings.window_days - 1)).isoformat()
-    frame = con.execute(
-        "select p.flight_date, p.delay_probability, p.model_version, t.is_delayed from gold.predictions p "
-        "left join gold.training_set t on t.flight_id = p.flight_id and t.flight_date = p.flight_date "
-        "where p.flight_date between ? and ?",
-        [first, day],
-    ).df()
-    today = frame[frame["flight_date"].astype(str) == day]
+    start, today_start, end = np.searchsorted(dates, np.array([first, day, _next_day(day)], dtype="datetime64[D]"))
+    frame = predictions.iloc[start:end]
+    today = predictions.iloc[today_start:end]
     if today.empty:
         return Outcome(key, "model_performance", day, "error", f"no predictions for {day}")
     versions = sorted(today["model_version"].unique())
@@ -111,6 +129,10 @@ def model_performance(
         **{name: dg.MetadataValue.float(value) for name, value in metrics.items() if value is not None},
     }
     return Outcome(key, "model_performance", day, severity, summary, metrics, metadata)
+
+
+def _next_day(day: str) -> str:
+    return (date.fromisoformat(day) + timedelta(days=1)).isoformat()
 
 
 def psi_thresholds(reference: dict, settings: MonitoringSettings) -> Thresholds:

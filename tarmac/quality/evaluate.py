@@ -9,6 +9,7 @@ from tarmac.yaml only.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cache
@@ -233,10 +234,26 @@ def _locate(
 def missing_values(
     con: duckdb.DuckDBPyConnection, key: dg.AssetKey, day_column: str, day: str, settings: QualitySettings
 ) -> Outcome:
+    """One day's null rates (`missing_values_days` for several)."""
+    return missing_values_days(con, key, day_column, [day], settings)[0]
+
+
+def missing_values_days(
+    con: duckdb.DuckDBPyConnection, key: dg.AssetKey, day_column: str, days: list[str], settings: QualitySettings
+) -> list[Outcome]:
+    """Each day's null rate per column, and its rows against those expected, from one grouped query."""
+    label = key.to_user_string()
+    thresholds = settings.missing_values.null_rate[label]
+    rates = st.null_rates(con, table_name(key), day_column, days, list(thresholds))
+    return [_missing_values(key, day, *rates[day], settings) for day in days]
+
+
+def _missing_values(
+    key: dg.AssetKey, day: str, rows: int, rates: dict[str, float | None], settings: QualitySettings
+) -> Outcome:
     config = settings.missing_values
     label = key.to_user_string()
     thresholds = config.null_rate[label]
-    rows, rates = st.null_rates(con, table_name(key), day_column, day, list(thresholds))
     expected = config.expected_rows_per_day.get(label)
     completeness = None if expected is None else min(rows / expected, 1.0)
     severities = {c: ("error" if r is None else thresholds[c].severity(r)) for c, r in rates.items()}
@@ -264,66 +281,86 @@ def missing_values(
 def value_ranges(
     con: duckdb.DuckDBPyConnection, key: dg.AssetKey, day_column: str, window: st.Window, settings: QualitySettings
 ) -> Outcome:
-    """Impossible values per column (a few warn; a share of a column's values is a broken delivery,
-    ERROR), rows breaking a relation between columns, codes the reference never had, each column's
-    scale against the reference days' own spread (tarmac/quality/ranges.py), and outliers (WARN)."""
+    """One day's value ranges (`value_ranges_days` for several)."""
+    return value_ranges_days(con, key, day_column, [window], settings)[0]
+
+
+def value_ranges_days(
+    con: duckdb.DuckDBPyConnection, key: dg.AssetKey, day_column: str, windows: list[st.Window], settings: QualitySettings
+) -> list[Outcome]:
+    """Each day's impossible values per column (a few warn; a share of a column's values is a broken
+    delivery, ERROR), rows breaking a relation between columns, codes the reference never had, each
+    column's scale against the reference days' own spread (tarmac/quality/ranges.py), and outliers
+    (WARN). What the days need is read once for all of them (tarmac/quality/statistics.py)."""
     config = settings.value_ranges
-    label, table, day = key.to_user_string(), table_name(key), window.day
+    label, table = key.to_user_string(), table_name(key)
     examples = settings.max_failure_cases
-    rows, broken, broken_rows = rg.rule_violations(con, table, day_column, day, config.rules.get(label, {}), examples)
-    impossible, impossible_examples = _impossible_values(con, key, day_column, day, examples)
-    found: dict[str, Severity] = {}  # what was found, and its severity
-    metrics: dict[str, float | None] = {"rows": rows, "domain_violations": sum(impossible.values())}
-    for column, count in impossible.items():
-        metrics[f"violation_share:{column}"] = share = count / max(rows, 1)
-        found[f"{column}: {count} impossible value(s) ({share:.1%})"] = config.violation_share.severity(share)
-    for name, count in broken.items():
-        metrics[f"rule_share:{name}"] = share = count / max(rows, 1)
-        found[f"{count} row(s) ({share:.1%}) break {name}"] = config.rule_share.severity(share)
-    codes = {}
-    for column in config.codes.columns.get(label, []):
-        values, reference_days, new = rg.new_codes(
-            con, table, day_column, day, (window.reference_start, window.reference_end), column, examples)
-        if reference_days:
-            share = sum(new.values()) / max(values, 1)
-            metrics[f"new_code_share:{column}"] = share
-            found[f"{column}: codes never seen in the reference {sorted(new)} on {share:.1%} of rows"] = (
-                config.codes.new_share.severity(share))
-        codes[column] = {"new_codes": new, "values": values, "reference_days": reference_days}
-    scales = _scales(con, key, day_column, window, settings)
-    for shift in scales:
-        if shift.evaluated:
-            metrics[f"scale_log_ratio:{shift.column}"] = shift.log_ratio
-        if shift.broken:
-            found[f"{shift.column}: scale {math.exp(shift.log_ratio) if shift.magnitude else 0:.3g}x the reference's "
-                  f"(|log ratio| {shift.log_ratio:.2f} > {shift.threshold:.2f})"] = "error"
-    outliers = {}
-    for column in config.columns.get(label, []):
-        count, n, low, high, n_ref = st.outliers(con, table, day_column, window, column, config.iqr_multiplier)
-        if (n_ref or 0) < config.min_reference_values:
-            outliers[column] = {"outliers": None, "values": n, "reference_values": n_ref or 0,
-                                "note": f"not evaluated: fewer than {config.min_reference_values} reference values"}
-            continue
-        metrics[f"outlier_share:{column}"] = share = count / n if n else 0.0
-        outliers[column] = {"outliers": count, "values": n, "low": low, "high": high, "reference_values": n_ref}
-        found[f"{column}: {count} outlier(s) beyond {config.iqr_multiplier} IQR ({share:.1%})"] = (
-            "warn" if share > config.max_outlier_share else "ok")
-    severity, failing = _findings(found)
-    summary = f"{rows} rows; " + ("; ".join(failing) if failing else (
-        "no impossible value, every rule holds, no new code, scales and outliers within the reference's"))
-    if impossible_examples:
-        summary += " (" + "; ".join(_impossible_example(e) for e in impossible_examples[:3]) + ")"
-    return Outcome(
-        key, "value_ranges", day, severity, summary,
-        metrics=metrics,
-        metadata={
-            "impossible_values": dg.MetadataValue.json(impossible_examples),
-            "rules": dg.MetadataValue.json({n: {"rows": broken[n], "examples": broken_rows.get(n, [])} for n in broken}),
-            "new_codes": dg.MetadataValue.json(codes),
-            "scale": dg.MetadataValue.json({s.column: s.as_metadata() for s in scales}),
-            "outliers": dg.MetadataValue.json(outliers),
-        },
-    )
+    days = [w.day for w in windows]
+    first, last = st.span(windows)
+    violations = rg.rule_violations(con, table, day_column, days, config.rules.get(label, {}), examples)
+    impossible_days = _impossible_values(con, key, day_column, days, examples)
+    code_days = {c: rg.code_days(con, table, day_column, c, first, last) for c in config.codes.columns.get(label, [])}
+    scale_days = _scales(con, key, day_column, windows, settings)
+    outlier_columns = config.columns.get(label, [])
+    frame = st.DayColumns.fetch(con, table, day_column, outlier_columns, first, last) if outlier_columns else None
+    outcomes = []
+    for window in windows:
+        day = window.day
+        rows, broken, broken_rows = violations[day]
+        impossible, impossible_examples = impossible_days[day]
+        found: dict[str, Severity] = {}  # what was found, and its severity
+        metrics: dict[str, float | None] = {"rows": rows, "domain_violations": sum(impossible.values())}
+        for column, count in impossible.items():
+            metrics[f"violation_share:{column}"] = share = count / max(rows, 1)
+            found[f"{column}: {count} impossible value(s) ({share:.1%})"] = config.violation_share.severity(share)
+        for name, count in broken.items():
+            metrics[f"rule_share:{name}"] = share = count / max(rows, 1)
+            found[f"{count} row(s) ({share:.1%}) break {name}"] = config.rule_share.severity(share)
+        codes = {}
+        for column, by_day in code_days.items():
+            values, reference_days, new = rg.new_codes(by_day, window, examples)
+            if reference_days:
+                share = sum(new.values()) / max(values, 1)
+                metrics[f"new_code_share:{column}"] = share
+                found[f"{column}: codes never seen in the reference {sorted(new)} on {share:.1%} of rows"] = (
+                    config.codes.new_share.severity(share))
+            codes[column] = {"new_codes": new, "values": values, "reference_days": reference_days}
+        scales = scale_days(day)
+        for shift in scales:
+            if shift.evaluated:
+                metrics[f"scale_log_ratio:{shift.column}"] = shift.log_ratio
+            if shift.broken:
+                found[f"{shift.column}: scale {math.exp(shift.log_ratio) if shift.magnitude else 0:.3g}x the "
+                      f"reference's (|log ratio| {shift.log_ratio:.2f} > {shift.threshold:.2f})"] = "error"
+        outliers = {}
+        for column in outlier_columns:
+            count, n, low, high, n_ref = st.outliers(frame, window, column, config.iqr_multiplier)
+            if n_ref < config.min_reference_values:
+                outliers[column] = {"outliers": None, "values": n, "reference_values": n_ref,
+                                    "note": f"not evaluated: fewer than {config.min_reference_values} reference values"}
+                continue
+            metrics[f"outlier_share:{column}"] = share = count / n if n else 0.0
+            outliers[column] = {"outliers": count, "values": n, "low": low, "high": high, "reference_values": n_ref}
+            found[f"{column}: {count} outlier(s) beyond {config.iqr_multiplier} IQR ({share:.1%})"] = (
+                "warn" if share > config.max_outlier_share else "ok")
+        severity, failing = _findings(found)
+        summary = f"{rows} rows; " + ("; ".join(failing) if failing else (
+            "no impossible value, every rule holds, no new code, scales and outliers within the reference's"))
+        if impossible_examples:
+            summary += " (" + "; ".join(_impossible_example(e) for e in impossible_examples[:3]) + ")"
+        outcomes.append(Outcome(
+            key, "value_ranges", day, severity, summary,
+            metrics=metrics,
+            metadata={
+                "impossible_values": dg.MetadataValue.json(impossible_examples),
+                "rules": dg.MetadataValue.json(
+                    {n: {"rows": broken[n], "examples": broken_rows.get(n, [])} for n in broken}),
+                "new_codes": dg.MetadataValue.json(codes),
+                "scale": dg.MetadataValue.json({s.column: s.as_metadata() for s in scales}),
+                "outliers": dg.MetadataValue.json(outliers),
+            },
+        ))
+    return outcomes
 
 
 def _findings(found: dict[str, Severity]) -> tuple[Severity, list[str]]:
@@ -338,59 +375,84 @@ def _impossible_example(case: dict[str, Any]) -> str:
 
 
 def _impossible_values(
-    con: duckdb.DuckDBPyConnection, key: dg.AssetKey, day_column: str, day: str, examples: int
-) -> tuple[dict[str, int], list[dict[str, Any]]]:
-    """Per column, the day's values outside their domain, and the first few of them: in silver the
+    con: duckdb.DuckDBPyConnection, key: dg.AssetKey, day_column: str, days: list[str], examples: int
+) -> dict[str, tuple[dict[str, int], list[dict[str, Any]]]]:
+    """Per day and column, the values outside their domain, and the first few of them: in silver the
     values its domain rules nulled (logged in silver.quarantine), in gold the features outside the
     registry's bounds."""
+    out: dict[str, tuple[dict[str, int], list[dict[str, Any]]]] = {day: ({}, []) for day in days}
+    first, last = min(days), max(days)
     if key.path[0] == "silver":
-        counts = dict(con.execute(
-            "select column_name, count(*) from silver.quarantine "
-            "where landing_date = ? and dataset = ? and action = 'value_nulled' group by 1", [day, key.path[1]],
-        ).fetchall())
-        cases = con.execute(
-            "select column_name, original_value, rule, source_file, source_line_number from silver.quarantine "
-            "where landing_date = ? and dataset = ? and action = 'value_nulled' order by source_line_number limit ?",
-            [day, key.path[1], examples],
-        ).fetchall()
-        return counts, [{"column": c, "value": v, "rule": r, "file": f, "line": line} for c, v, r, f, line in cases]
+        for day, column, n in con.execute(
+            "select landing_date::varchar, column_name, count(*) from silver.quarantine "
+            "where landing_date between ? and ? and dataset = ? and action = 'value_nulled' group by 1, 2",
+            [first, last, key.path[1]],
+        ).fetchall():
+            if day in out:
+                out[day][0][column] = n
+        for day, c, v, r, f, line in con.execute(
+            "select landing_date::varchar, column_name, original_value, rule, source_file, source_line_number "
+            "from silver.quarantine where landing_date between ? and ? and dataset = ? and action = 'value_nulled' "
+            "qualify row_number() over (partition by landing_date order by source_line_number, column_name) <= ? "
+            "order by landing_date, source_line_number, column_name",
+            [first, last, key.path[1], examples],
+        ).fetchall():
+            if day in out:
+                out[day][1].append({"column": c, "value": v, "rule": r, "file": f, "line": line})
+        return out
     bounds = {name: feature_bounds(f) for name, f in feature_registry().items() if not f.categorical}
     bounds = {name: b for name, b in bounds.items() if b != (None, None)}
     if key != dg.AssetKey(["gold", "flight_features"]) or not bounds:
-        return {}, []
+        return out
     outside = {name: " or ".join(p for p in (low is not None and f'"{name}" < {low}', high is not None and f'"{name}" > {high}') if p)
                for name, (low, high) in bounds.items()}
     table = table_name(key)
-    counted = con.execute(
-        f"select {', '.join(f'count(*) filter (where {p})' for p in outside.values())} from {table} where {day_column} = ?", [day]
-    ).fetchone()
-    counts = {name: n for name, n in zip(outside, counted, strict=True) if n}
-    cases = []
-    for name in counts:
+    counted = st.daily_counts(con, table, day_column, days, [f"count(*) filter (where {p})" for p in outside.values()])
+    for day in days:
+        _, *counts = counted.get(day, (0, *[0] * len(outside)))
+        out[day][0].update({name: n for name, n in zip(outside, counts, strict=True) if n})
+    for name in {name for counts, _ in out.values() for name in counts}:
         low, high = bounds[name]
-        for flight_id, value in con.execute(
-            f'select flight_id, "{name}" from {table} where {day_column} = ? and ({outside[name]}) order by flight_id limit ?',
-            [day, examples],
+        for day, flight_id, value in con.execute(
+            f'select {day_column}::varchar, flight_id, "{name}" from {table} '
+            f"where {day_column} between ? and ? and ({outside[name]}) "
+            f"qualify row_number() over (partition by {day_column} order by flight_id) <= ? order by 1, 2",
+            [first, last, examples],
         ).fetchall():
-            cases.append({"column": name, "value": value, "rule": f"registry bounds [{low}, {high}]", "flight_id": flight_id})
-    return counts, cases[:examples]
+            if day in out:
+                out[day][1].append(
+                    {"column": name, "value": value, "rule": f"registry bounds [{low}, {high}]", "flight_id": flight_id})
+    for day, (counts, cases) in out.items():
+        # the registry's order of features, as the counts were found
+        order = list(counts)
+        out[day] = (counts, sorted(cases, key=lambda c: order.index(c["column"]))[:examples])
+    return out
 
 
 def _scales(
-    con: duckdb.DuckDBPyConnection, key: dg.AssetKey, day_column: str, window: st.Window, settings: QualitySettings
-) -> list[rg.ScaleShift]:
+    con: duckdb.DuckDBPyConnection, key: dg.AssetKey, day_column: str, windows: list[st.Window], settings: QualitySettings
+) -> Callable[[str], list[rg.ScaleShift]]:
+    """Each day's scale shifts, from the days' magnitudes read once for every window."""
     config = settings.value_ranges.scale
     columns = config.columns.get(key.to_user_string(), [])
-    reference = _reference_days(window.day, settings)
-    if not columns or not reference:
-        return []
-    first, last = min(reference[0], window.day), max(reference[-1], window.day)
+    references = {w.day: _reference_days(w.day, settings) for w in windows}
+    if not columns or not any(references.values()):
+        return lambda day: []
+    first = min([*references, *(r[0] for r in references.values() if r)])
+    last = max([*references, *(r[-1] for r in references.values() if r)])
     magnitudes = rg.daily_magnitudes(con, table_name(key), day_column, columns, first, last)
-    return [
-        rg.scale_shift(c, magnitudes[c].get(window.day), [magnitudes[c][d] for d in reference if d in magnitudes[c]],
-                       config.quantile, config.margin, config.floor, config.min_reference_days, config.min_values)
-        for c in columns
-    ]
+
+    def shifts(day: str) -> list[rg.ScaleShift]:
+        reference = references[day]
+        if not reference:
+            return []
+        return [
+            rg.scale_shift(c, magnitudes[c].get(day), [magnitudes[c][d] for d in reference if d in magnitudes[c]],
+                           config.quantile, config.margin, config.floor, config.min_reference_days, config.min_values)
+            for c in columns
+        ]
+
+    return shifts
 
 
 # ---------------------------------------------------------------- volume
@@ -399,12 +461,25 @@ def _scales(
 def volume(
     con: duckdb.DuckDBPyConnection, key: dg.AssetKey, day_column: str, window: st.Window, settings: QualitySettings
 ) -> Outcome:
-    """The day's delivery against its weekday's, segment by segment, and what silver dropped of it
-    (tarmac/quality/volume.py)."""
-    found, metrics, metadata = vol.volume(con, key, window.day, _reference_days(window.day, settings), settings)
-    severity, failing = _findings(found)
-    summary = "; ".join(failing or [f for f, s in found.items() if s == "ok"] or [f"{metrics['rows']} rows"])
-    return Outcome(key, "volume", window.day, severity, summary, metrics, metadata)
+    """One day's volume (`volume_days` for several)."""
+    return volume_days(con, key, day_column, [window], settings)[0]
+
+
+def volume_days(
+    con: duckdb.DuckDBPyConnection, key: dg.AssetKey, day_column: str, windows: list[st.Window], settings: QualitySettings
+) -> list[Outcome]:
+    """Each day's delivery against its weekday's, segment by segment, and what silver dropped of it
+    (tarmac/quality/volume.py); the counts are read once for every day."""
+    references = {w.day: _reference_days(w.day, settings) for w in windows}
+    delivered = vol.Delivered.fetch(con, key, list(references), sorted({d for r in references.values() for d in r}),
+                                    settings)
+    outcomes = []
+    for day, reference in references.items():
+        found, metrics, metadata = vol.volume(delivered, day, reference, settings)
+        severity, failing = _findings(found)
+        summary = "; ".join(failing or [f for f, s in found.items() if s == "ok"] or [f"{metrics['rows']} rows"])
+        outcomes.append(Outcome(key, "volume", day, severity, summary, metrics, metadata))
+    return outcomes
 
 
 # ---------------------------------------------------------------- drift
@@ -483,8 +558,11 @@ def segment_drift_days(
                                  first, max(references), segments.min_rows)
     outcomes = []
     for window in windows:
+        # the segments seen on the day or its reference days (not those of the run's other days)
+        seen = {window.day, *references[window.day]}
         shifts = [dr.segment_shift(s, by_day, window.day, references[window.day], segments.quantile, segments.margin,
-                                   segments.floor, config.min_reference_days) for s, by_day in sorted(by_segment.items())]
+                                   segments.floor, config.min_reference_days)
+                  for s, by_day in sorted(by_segment.items()) if seen & by_day.keys()]
         judged = [s for s in shifts if s.threshold is not None]
         moved = [s for s in judged if s.shifted]
         reference = f"[{window.reference_start}, {window.reference_end})"
@@ -543,8 +621,24 @@ def _drift_not_evaluated(columns: list[dr.ColumnDrift], config, reference: str) 
 def correlation(
     con: duckdb.DuckDBPyConnection, key: dg.AssetKey, day_column: str, window: st.Window, settings: QualitySettings
 ) -> Outcome:
+    """One day's correlations (`correlation_days` for several)."""
+    return correlation_days(con, key, day_column, [window], settings)[0]
+
+
+def correlation_days(
+    con: duckdb.DuckDBPyConnection, key: dg.AssetKey, day_column: str, windows: list[st.Window], settings: QualitySettings
+) -> list[Outcome]:
+    """Each day's change of pairwise correlation against its reference window, from the columns
+    read once for every day."""
+    columns = settings.correlation.columns[key.to_user_string()]
+    frame = st.DayColumns.fetch(con, table_name(key), day_column, columns, *st.span(windows))
+    return [_correlation(key, window, st.correlations(frame, window, columns), settings) for window in windows]
+
+
+def _correlation(
+    key: dg.AssetKey, window: st.Window, pairs: dict[tuple[str, str], tuple], settings: QualitySettings
+) -> Outcome:
     config = settings.correlation
-    pairs = st.correlations(con, table_name(key), day_column, window, config.columns[key.to_user_string()])
     deltas: dict[str, dict[str, Any]] = {}
     for (a, b), (r_day, r_ref, n, n_ref) in pairs.items():
         evaluated = n >= config.min_rows and n_ref >= config.min_rows and r_day is not None and r_ref is not None
@@ -585,18 +679,27 @@ EVENT_MINUTE = {
 def freshness(
     con: duckdb.DuckDBPyConnection, key: dg.AssetKey, day_column: str, day: str, settings: QualitySettings
 ) -> Outcome:
-    """A day's landed data covers its schedule: its latest event is close to the day's end."""
+    """One day's freshness (`freshness_days` for several)."""
+    return freshness_days(con, key, day_column, [day], settings)[0]
+
+
+def freshness_days(
+    con: duckdb.DuckDBPyConnection, key: dg.AssetKey, day_column: str, days: list[str], settings: QualitySettings
+) -> list[Outcome]:
+    """Each day's landed data covers its schedule: its latest event is close to the day's end."""
     limit = settings.freshness.max_event_lag_minutes[key.to_user_string()]
-    rows, latest = con.execute(
-        f"select count(*), max({EVENT_MINUTE[key.path[1]]}) from {table_name(key)} where {day_column} = ?", [day]
-    ).fetchone()
-    lag = 1440 if latest is None else 1440 - latest
-    severity: Severity = "error" if lag > limit else "ok"
-    summary = (f"no rows landed for {day}" if rows == 0
-               else f"latest event at local minute {latest}: {lag} min before the day's end (limit {limit})")
-    return Outcome(
-        key, "freshness", day, severity, summary,
-        metrics={"rows": rows, "event_lag_minutes": lag},
-        metadata={"rows": dg.MetadataValue.int(rows), "event_lag_minutes": dg.MetadataValue.int(lag),
-                  "limit_minutes": dg.MetadataValue.int(limit)},
-    )
+    latest_events = st.daily_counts(con, table_name(key), day_column, days, [f"max({EVENT_MINUTE[key.path[1]]})"])
+    outcomes = []
+    for day in days:
+        rows, latest = latest_events.get(day, (0, None))
+        lag = 1440 if latest is None else 1440 - latest
+        severity: Severity = "error" if lag > limit else "ok"
+        summary = (f"no rows landed for {day}" if rows == 0
+                   else f"latest event at local minute {latest}: {lag} min before the day's end (limit {limit})")
+        outcomes.append(Outcome(
+            key, "freshness", day, severity, summary,
+            metrics={"rows": rows, "event_lag_minutes": lag},
+            metadata={"rows": dg.MetadataValue.int(rows), "event_lag_minutes": dg.MetadataValue.int(lag),
+                      "limit_minutes": dg.MetadataValue.int(limit)},
+        ))
+    return outcomes

@@ -18,6 +18,7 @@ from typing import Any
 
 import duckdb
 
+from tarmac.quality import statistics as st
 from tarmac.quality.drift import leave_one_out_threshold
 from tarmac.sql import quote_identifier as _q
 
@@ -99,57 +100,68 @@ def daily_magnitudes(
 
 
 def rule_violations(
-    con: duckdb.DuckDBPyConnection, table: str, day_column: str, day: str, rules: dict[str, str], examples: int
-) -> tuple[int, dict[str, int], dict[str, list[dict[str, Any]]]]:
-    """Rows of the day, how many break each rule (a NULL satisfies it), and the first few breaking
-    rows of each, with their landing file and line where the table carries them."""
-    if not rules:
-        rows = con.execute(f"select count(*) from {table} where {_q(day_column)} = ?", [day]).fetchone()[0]
-        return rows, {}, {}
-    counts = ", ".join(f"count(*) filter (where not coalesce({rule}, true))" for rule in rules.values())
-    rows, *broken = con.execute(f"select count(*), {counts} from {table} where {_q(day_column)} = ?", [day]).fetchone()
-    columns = {c for (c,) in con.execute(f"select column_name from (describe {table})").fetchall()}
-    lineage = [c for c in ("source_file", "source_line_number") if c in columns]
-    found: dict[str, list[dict[str, Any]]] = {}
-    for (name, rule), count in zip(rules.items(), broken, strict=True):
-        if count:
+    con: duckdb.DuckDBPyConnection, table: str, day_column: str, days: list[str], rules: dict[str, str], examples: int
+) -> dict[str, tuple[int, dict[str, int], dict[str, list[dict[str, Any]]]]]:
+    """For each day: its rows, how many break each rule (a NULL satisfies it), and the first few
+    breaking rows of each rule, with their landing file and line where the table carries them. One
+    grouped count for every day, and one query per rule that some day breaks."""
+    counts = [f"count(*) filter (where not coalesce({rule}, true))" for rule in rules.values()]
+    counted = st.daily_counts(con, table, day_column, days, counts)
+    per_day = {day: counted.get(day, (0, *[0] * len(rules))) for day in days}
+    found: dict[str, dict[str, list[dict[str, Any]]]] = {day: {} for day in days}
+    if any(any(broken) for _, *broken in per_day.values()):
+        columns = {c for (c,) in con.execute(f"select column_name from (describe {table})").fetchall()}
+        lineage = [c for c in ("source_file", "source_line_number") if c in columns]
+        for i, (name, rule) in enumerate(rules.items()):
+            broken_days = sorted(day for day, (_, *broken) in per_day.items() if broken[i])
+            if not broken_days:
+                continue
+            d = _q(day_column)
+            # each day's first rows in the order of all their columns, as `order by all limit n` per day
             cursor = con.execute(
-                f"select * from {table} where {_q(day_column)} = ? and not coalesce({rule}, true) "
-                f"order by all limit {int(examples)}", [day],
+                f"select * from {table} where {d} between ? and ? and not coalesce({rule}, true) order by all",
+                [broken_days[0], broken_days[-1]],
             )
-            names = [d[0] for d in cursor.description]
+            names = [desc[0] for desc in cursor.description]
             wanted = [c for c in names if re.search(rf"\b{re.escape(c)}\b", rule) or c in lineage]
-            found[name] = [{c: _plain(row[names.index(c)]) for c in wanted} for row in cursor.fetchall()]
-    return rows, dict(zip(rules, broken, strict=True)), found
+            at = names.index(day_column)
+            for row in cursor.fetchall():
+                day = str(row[at])
+                cases = found.get(day)
+                if cases is not None and len(cases.setdefault(name, [])) < examples:
+                    cases[name].append({c: _plain(row[names.index(c)]) for c in wanted})
+    return {
+        day: (rows, dict(zip(rules, broken, strict=True)), found[day]) for day, (rows, *broken) in per_day.items()
+    }
 
 
-def new_codes(
-    con: duckdb.DuckDBPyConnection, table: str, day_column: str, day: str, reference: tuple[str, str], column: str,
-    examples: int,
-) -> tuple[int, int, dict[str, int]]:
+def code_days(
+    con: duckdb.DuckDBPyConnection, table: str, day_column: str, column: str, first: str, last: str
+) -> dict[str, dict[str, int]]:
+    """Each day's non-null codes of the column and their rows, over [first, last]."""
+    c, d = _q(column), _q(day_column)
+    out: dict[str, dict[str, int]] = {}
+    for day, code, rows in con.execute(
+        f"select {d}::varchar, {c}::varchar, count(*) from {table} "
+        f"where {d} between ? and ? and {c} is not null group by 1, 2",
+        [first, last],
+    ).fetchall():
+        out.setdefault(day, {})[code] = rows
+    return out
+
+
+def new_codes(codes: dict[str, dict[str, int]], window: st.Window, examples: int) -> tuple[int, int, dict[str, int]]:
     """Non-null values of the column on the day, reference days with values, and the day's codes the
     reference window [start, end) never had, with their rows (the most frequent first)."""
-    c, d = _q(column), _q(day_column)
-    start, end = reference
-    rows = con.execute(
-        f"""
-        with base as (
-            select {c} as code, {d} as day from {table}
-            where ({d} = $day or ({d} >= $start and {d} < $end)) and {c} is not null
-        )
-        select code::varchar, count(*) filter (where day = $day), count(*) filter (where day <> $day),
-               (select count(distinct day) from base where day <> $day)
-        from base group by 1
-        """,
-        {"day": day, "start": start, "end": end},
-    ).fetchall()
-    values = sum(today for _, today, _, _ in rows)
-    reference_days = rows[0][3] if rows else 0
-    if not reference_days:
+    today = codes.get(window.day, {})
+    reference = [d for d in codes if window.reference_start <= d < window.reference_end and d != window.day]
+    values = sum(today.values())
+    if not reference:
         return values, 0, {}
-    codes = sorted(((code, today) for code, today, seen, _ in rows if today and not seen), key=lambda x: (-x[1], x[0]))
-    return values, reference_days, dict(codes[:examples]) | (
-        {"...": sum(n for _, n in codes[examples:])} if len(codes) > examples else {})
+    seen = set().union(*(codes[d] for d in reference))
+    new = sorted(((code, n) for code, n in today.items() if code not in seen), key=lambda x: (-x[1], x[0]))
+    return values, len(reference), dict(new[:examples]) | (
+        {"...": sum(n for _, n in new[examples:])} if len(new) > examples else {})
 
 
 def _plain(value: Any) -> Any:

@@ -1,20 +1,27 @@
-"""The statistics behind the checks, computed in DuckDB: null rates, quantiles, KS, PSI, correlation.
+"""The statistics behind the checks: per-day figures of a run's days, and their reference windows.
 
-Every function takes a read-only connection, a table, its partition column and a day, and returns
-plain numbers; nothing is pulled into pandas, so a check costs what its aggregate query costs.
-A reference window is, by default, the N local days before the partition, or a fixed range.
+A check step evaluates every day of its run, and each day is judged against a reference window of
+the days before it, so the windows of neighbouring days overlap. Asking the warehouse once per day
+and statistic would read the same rows up to 28 times and, over Parquet views (the Spark engine),
+plan every query against every file of the table: a year's checks would cost the square of its
+days. Instead, each statistic's inputs are read once for the run's whole span (a grouped count, or
+a column's values ordered by day, `DayColumns`), and each day's figure is computed from them here,
+equal to what the one-day SQL aggregate gives, up to floating-point rounding
+(tests/test_quality_statistics.py).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date, timedelta
 
 import duckdb
+import numpy as np
 
 from tarmac.sql import quote_identifier as _q
 
-EPSILON = 1e-4  # PSI's floor for a category absent on one side
+EPOCH = date(1970, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -30,112 +37,154 @@ class Window:
         """The `days` local days before the partition."""
         return cls(day, (date.fromisoformat(day) - timedelta(days=days)).isoformat(), day)
 
-    @property
-    def params(self) -> dict[str, str]:
-        return {"day": self.day, "ref_start": self.reference_start, "ref_end": self.reference_end}
+
+def span(windows: list[Window]) -> tuple[str, str]:
+    """The first and last day that any of the windows reads: its days and their reference days."""
+    last_reference = [(date.fromisoformat(w.reference_end) - timedelta(days=1)).isoformat() for w in windows]
+    days = [w.day for w in windows]
+    return min(days + [w.reference_start for w in windows]), max(days + last_reference)
 
 
-def row_count(con: duckdb.DuckDBPyConnection, table: str, day_column: str, day: str) -> int:
-    return con.execute(f"select count(*) from {table} where {_q(day_column)} = ?", [day]).fetchone()[0]
+def day_number(day: str) -> int:
+    return (date.fromisoformat(day) - EPOCH).days
 
 
-def null_rates(
-    con: duckdb.DuckDBPyConnection, table: str, day_column: str, day: str, columns: list[str]
-) -> tuple[int, dict[str, float | None]]:
-    """Row count and each column's share of NULLs in the partition (None when it has no rows)."""
-    counts = ", ".join(f"count({_q(c)})" for c in columns)
-    row = con.execute(f"select count(*), {counts} from {table} where {_q(day_column)} = ?", [day]).fetchone()
-    rows = row[0]
-    return rows, {c: (None if rows == 0 else 1 - row[i + 1] / rows) for i, c in enumerate(columns)}
+@dataclass(frozen=True)
+class DayColumns:
+    """Numeric columns of a table over a span of days, read in one scan and ordered by day: NaN
+    stands for NULL. Each day's rows, and a reference window's, are slices of the arrays."""
+
+    days: np.ndarray  # the day of each row, as days since 1970-01-01
+    columns: dict[str, np.ndarray]
+
+    @classmethod
+    def fetch(
+        cls, con: duckdb.DuckDBPyConnection, table: str, day_column: str, columns: list[str], first: str, last: str
+    ) -> DayColumns:
+        d = _q(day_column)
+        picked = "".join(f", {_q(c)}::double as {_q(c)}" for c in columns)
+        fetched = con.execute(
+            f"select ({d}::date - date '1970-01-01')::integer as __day{picked} from {table} "
+            f"where {d} between ? and ? order by __day",
+            [first, last],
+        ).fetchnumpy()
+        arrays = {
+            c: (v.filled(np.nan) if isinstance(v, np.ma.MaskedArray) else v).astype(np.float64, copy=False)
+            for c, v in fetched.items() if c != "__day"
+        }
+        return cls(np.asarray(fetched["__day"], dtype=np.int64), arrays)
+
+    def rows(self, start: str, end: str) -> slice:
+        """The rows of the days [start, end)."""
+        return slice(*np.searchsorted(self.days, [day_number(start), day_number(end)]))
+
+    def day(self, column: str, day: str) -> np.ndarray:
+        """The column's non-null values on the day."""
+        return _present(self.columns[column][self.rows(day, _next(day))])
+
+    def reference(self, column: str, window: Window) -> np.ndarray:
+        """The column's non-null values in the window's reference days, the day itself left out."""
+        values = self.columns[column]
+        whole = self.rows(window.reference_start, window.reference_end)
+        own = self.rows(window.day, _next(window.day))
+        if own.start >= whole.stop or own.stop <= whole.start:
+            return _present(values[whole])
+        return _present(np.concatenate([values[whole.start : own.start], values[own.stop : whole.stop]]))
+
+    def pairs(self, a: str, b: str, rows: slice | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Both columns on the rows where neither is NULL."""
+        x, y = self.columns[a][rows], self.columns[b][rows]
+        both = ~(np.isnan(x) | np.isnan(y))
+        return x[both], y[both]
+
+    def reference_rows(self, window: Window) -> np.ndarray:
+        whole = self.rows(window.reference_start, window.reference_end)
+        own = self.rows(window.day, _next(window.day))
+        index = np.arange(whole.start, whole.stop)
+        return index[(index < own.start) | (index >= own.stop)]
 
 
-def ks_statistic(
-    con: duckdb.DuckDBPyConnection, table: str, day_column: str, window: Window, column: str
-) -> tuple[float | None, int, int]:
-    """Two-sample Kolmogorov-Smirnov statistic of `column`, partition vs reference window."""
-    c, d = _q(column), _q(day_column)
-    return con.execute(
-        f"""
-        with sample as (
-            select {c}::double as v, ({d} = $day) as in_day from {table}
-            where ({d} = $day or ({d} >= $ref_start and {d} < $ref_end)) and {c} is not null
-        ),
-        sizes as (select count(*) filter (in_day) as n_day, count(*) filter (not in_day) as n_ref from sample),
-        steps as (select v, count(*) filter (in_day) as a, count(*) filter (not in_day) as b from sample group by v),
-        cdf as (
-            select sum(a) over (order by v) / nullif(n_day, 0) as f_day,
-                   sum(b) over (order by v) / nullif(n_ref, 0) as f_ref
-            from steps, sizes
-        )
-        select (select max(abs(f_day - f_ref)) from cdf), n_day, n_ref from sizes
-        """,
-        window.params,
-    ).fetchone()
+def _next(day: str) -> str:
+    return (date.fromisoformat(day) + timedelta(days=1)).isoformat()
 
 
-def psi(
-    con: duckdb.DuckDBPyConnection, table: str, day_column: str, window: Window, column: str
-) -> tuple[float | None, int, int]:
-    """Population stability index of a categorical column, partition vs reference window."""
-    c, d = _q(column), _q(day_column)
-    return con.execute(
-        f"""
-        with counts as (
-            select {c}::varchar as category,
-                   count(*) filter ({d} = $day) as a,
-                   count(*) filter ({d} <> $day) as b
-            from {table}
-            where ({d} = $day or ({d} >= $ref_start and {d} < $ref_end)) and {c} is not null
-            group by 1
-        ),
-        shares as (
-            select greatest(a / nullif(sum(a) over (), 0), {EPSILON}) as p_day,
-                   greatest(b / nullif(sum(b) over (), 0), {EPSILON}) as p_ref,
-                   sum(a) over () as n_day, sum(b) over () as n_ref
-            from counts
-        )
-        select sum((p_day - p_ref) * ln(p_day / p_ref)), coalesce(max(n_day), 0)::bigint, coalesce(max(n_ref), 0)::bigint
-        from shares
-        """,
-        window.params,
-    ).fetchone()
+def _present(values: np.ndarray) -> np.ndarray:
+    return values[~np.isnan(values)]
 
 
-def correlations(
-    con: duckdb.DuckDBPyConnection, table: str, day_column: str, window: Window, columns: list[str]
-) -> dict[tuple[str, str], tuple[float | None, float | None, int, int]]:
-    """Pearson correlation of each column pair: (partition, reference, n partition, n reference)."""
-    pairs = [(a, b) for i, a in enumerate(columns) for b in columns[i + 1 :]]
-    d = _q(day_column)
-    selects = ", ".join(
-        f"corr({_q(a)}, {_q(b)}) filter (is_day), corr({_q(a)}, {_q(b)}) filter (not is_day), "
-        f"count(*) filter (is_day and {_q(a)} is not null and {_q(b)} is not null), "
-        f"count(*) filter (not is_day and {_q(a)} is not null and {_q(b)} is not null)"
-        for a, b in pairs
-    )
-    row = con.execute(
-        f"select {selects} from (select *, {d} = $day as is_day from {table} "
-        f"where {d} = $day or ({d} >= $ref_start and {d} < $ref_end))",
-        window.params,
-    ).fetchone()
-    return {pair: tuple(row[4 * i : 4 * i + 4]) for i, pair in enumerate(pairs)}
+def quantile_cont(values: np.ndarray, q: float) -> float | None:
+    """quantile_cont: linear interpolation between the order statistics around (n - 1) q (equal to
+    DuckDB's up to the rounding of the last bit, which orders its arithmetic its own way)."""
+    n = len(values)
+    if n == 0:
+        return None
+    position = (n - 1) * q
+    low, high = math.floor(position), math.ceil(position)
+    ordered = np.partition(values, [low, high])
+    lo, hi = ordered[low], ordered[high]
+    return float(lo) if low == high else float(lo + (hi - lo) * (position - low))
 
 
 def outliers(
-    con: duckdb.DuckDBPyConnection, table: str, day_column: str, window: Window, column: str, iqr_multiplier: float
+    frame: DayColumns, window: Window, column: str, iqr_multiplier: float
 ) -> tuple[int, int, float | None, float | None, int]:
-    """Values of the partition beyond the reference window's quartiles by k interquartile ranges:
+    """Values of the day beyond the reference window's quartiles by k interquartile ranges:
     (outlier count, non-null count, low fence, high fence, reference values)."""
-    c, d = _q(column), _q(day_column)
-    return con.execute(
-        f"""
-        with ref as (
-            select quantile_cont({c}, 0.25) as q1, quantile_cont({c}, 0.75) as q3, count({c}) as n_ref
-            from {table} where {d} >= $ref_start and {d} < $ref_end and {d} <> $day
-        ),
-        fences as (select q1 - $k * (q3 - q1) as low, q3 + $k * (q3 - q1) as high, n_ref from ref)
-        select count(*) filter ({c} < low or {c} > high), count({c}), any_value(low), any_value(high), any_value(n_ref)
-        from {table}, fences where {d} = $day
-        """,
-        {**window.params, "k": iqr_multiplier},
-    ).fetchone()
+    reference = frame.reference(column, window)
+    today = frame.day(column, window.day)
+    if len(reference) == 0:
+        return 0, len(today), None, None, 0
+    q1, q3 = quantile_cont(reference, 0.25), quantile_cont(reference, 0.75)
+    low, high = q1 - iqr_multiplier * (q3 - q1), q3 + iqr_multiplier * (q3 - q1)
+    return int(np.count_nonzero((today < low) | (today > high))), len(today), low, high, len(reference)
+
+
+def correlation(x: np.ndarray, y: np.ndarray) -> float | None:
+    """Pearson's r as DuckDB's corr gives it: NULL without rows, NaN when a column is constant."""
+    if len(x) == 0:
+        return None
+    dx, dy = x - x.mean(), y - y.mean()
+    denominator = math.sqrt(float(dx @ dx) * float(dy @ dy))
+    return float(dx @ dy) / denominator if denominator else math.nan
+
+
+def correlations(
+    frame: DayColumns, window: Window, columns: list[str]
+) -> dict[tuple[str, str], tuple[float | None, float | None, int, int]]:
+    """Pearson correlation of each column pair: (partition, reference, n partition, n reference)."""
+    today, reference = frame.rows(window.day, _next(window.day)), frame.reference_rows(window)
+    out = {}
+    for i, a in enumerate(columns):
+        for b in columns[i + 1 :]:
+            x, y = frame.pairs(a, b, today)
+            rx, ry = frame.pairs(a, b, reference)
+            out[(a, b)] = (correlation(x, y), correlation(rx, ry), len(x), len(rx))
+    return out
+
+
+def daily_counts(
+    con: duckdb.DuckDBPyConnection, table: str, day_column: str, days: list[str], measures: list[str]
+) -> dict[str, tuple]:
+    """Each day's count(*) and the given aggregate measures, for the days of [min(days), max(days)],
+    in one grouped query: {day: (rows, *measures)}."""
+    d = _q(day_column)
+    picked = "".join(f", {m}" for m in measures)
+    return {
+        day: tuple(rest)
+        for day, *rest in con.execute(
+            f"select {d}::varchar, count(*){picked} from {table} where {d} between ? and ? group by 1",
+            [min(days), max(days)],
+        ).fetchall()
+    }
+
+
+def null_rates(
+    con: duckdb.DuckDBPyConnection, table: str, day_column: str, days: list[str], columns: list[str]
+) -> dict[str, tuple[int, dict[str, float | None]]]:
+    """Each day's row count and each column's share of NULLs (None on a day without rows)."""
+    counted = daily_counts(con, table, day_column, days, [f"count({_q(c)})" for c in columns])
+    out = {}
+    for day in days:
+        rows, *present = counted.get(day, (0, *[0] * len(columns)))
+        out[day] = (rows, {c: (None if rows == 0 else 1 - present[i] / rows) for i, c in enumerate(columns)})
+    return out

@@ -12,6 +12,7 @@ Counted on bronze (every landed line, before silver's rules) and on silver's loa
 from __future__ import annotations
 
 import statistics
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -32,23 +33,44 @@ def _basis(day: str, counts: dict[str, int], reference: list[str]) -> list[str]:
     return same or with_rows
 
 
+@dataclass(frozen=True)
+class Delivered:
+    """What the volume check reads for a run: bronze rows per day and per segment, over the run's
+    days and their reference days, and silver's load audit of the run's days, each in one query."""
+
+    counted: dict[tuple[str, str] | None, dict[str, int]]
+    audit: dict[str, tuple[int, int, int]]  # day -> bronze rows, duplicates dropped, quarantined rows
+
+    @classmethod
+    def fetch(
+        cls, con: duckdb.DuckDBPyConnection, key: dg.AssetKey, days: list[str], reference_days: list[str],
+        settings: QualitySettings,
+    ) -> Delivered:
+        dataset = key.path[1]
+        counted = _counts(con, f'"bronze"."{dataset}"', sorted({*days, *reference_days}),
+                          settings.volume.segments.get(key.to_user_string(), []))
+        audit = {
+            day: (bronze, duplicates, quarantined)
+            for day, bronze, duplicates, quarantined in con.execute(
+                "select landing_date::varchar, coalesce(sum(bronze_rows), 0), coalesce(sum(duplicates_dropped), 0), "
+                "coalesce(sum(quarantined_rows), 0) from silver.load_audit "
+                "where landing_date between ? and ? and dataset = ? group by 1",
+                [min(days), max(days), dataset],
+            ).fetchall()
+        }
+        return cls(counted, audit)
+
+
 def volume(
-    con: duckdb.DuckDBPyConnection, key: dg.AssetKey, day: str, reference: list[str], settings: QualitySettings
+    delivered: Delivered, day: str, reference: list[str], settings: QualitySettings
 ) -> tuple[dict[str, str], dict[str, float | None], dict[str, Any]]:
-    """What the day's volume for the silver table `key` found (each finding with its severity), its
-    metrics and metadata."""
+    """What the day's volume for a silver table found (each finding with its severity), its metrics
+    and metadata."""
     config = settings.volume
-    dataset, label = key.path[1], key.to_user_string()
-    bronze = f'"bronze"."{dataset}"'
-    days = [*reference, day]
-    segment_columns = config.segments.get(label, [])
-    counted = _counts(con, bronze, days, segment_columns)
-    counts = counted.pop(None, {})
+    counted = {k: v for k, v in delivered.counted.items() if k is not None}
+    counts = delivered.counted.get(None, {})
     rows = counts.get(day, 0)
-    audit = con.execute(
-        "select coalesce(sum(bronze_rows), 0), coalesce(sum(duplicates_dropped), 0), coalesce(sum(quarantined_rows), 0) "
-        "from silver.load_audit where landing_date = ? and dataset = ?", [day, dataset],
-    ).fetchone()
+    audit = delivered.audit.get(day, (0, 0, 0))
     found: dict[str, str] = {}
     metrics: dict[str, float | None] = {"rows": rows, "duplicates_dropped": audit[1], "quarantined_rows": audit[2]}
     duplicate_share = audit[1] / max(audit[0], 1)
