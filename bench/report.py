@@ -148,8 +148,10 @@ def write_report(results: dict, out: Path) -> None:
         "",
         f"Written by `make bench` (`python -m bench{' --quick' if results['mode'] == 'quick' else ''}`) on "
         f"{results['started']}, in {results.get('seconds', 0) / 60:.0f} min. Every figure below comes from that one "
-        "run on one machine, so each ratio compares runs made side by side. Re-render the text and plots "
-        "from the run's figures with `python -m bench.report results.json`.",
+        "run on one machine, so each ratio compares runs made side by side"
+        + (" (section 7 names a run of its own, `python -m bench.engines --merge`, when it was added apart)"
+           if results.get("engines", {}).get("started", results["started"]) != results["started"] else "")
+        + ". Re-render the text and plots from the run's figures with `python -m bench.report results.json`.",
         "",
     ]
     if results["mode"] == "quick":
@@ -389,6 +391,12 @@ def _engines(engines: dict | None) -> list[str]:
               "next run's process.", ""]
     for s in engines["scales"]:
         duck, spark = s["duckdb"]["profile"], s["spark"]["profile"]
+        lines += [f"Where the SF={s['scale_factor']} backfill's time goes (DuckDB, Spark): dbt running its nodes "
+                  f"{_s(duck['dbt_seconds'])}, {_s(spark['dbt_seconds'])}; the dbt steps' recording of each day's "
+                  f"materializations, row counts and test results {_s(duck['materialization_recording_seconds'])}, "
+                  f"{_s(spark['materialization_recording_seconds'])}; the check steps {_s(duck['check_seconds'])}, "
+                  f"{_s(spark['check_seconds'])}, of which writing their evaluations to the instance "
+                  f"{_s(duck['check_recording_seconds'])}, {_s(spark['check_recording_seconds'])}.", ""]
         keys = [k for k in sorted(spark["steps"], key=lambda k: -spark["steps"][k]) if k in duck["steps"]][:8]
         lines += [f"Steps of the SF={s['scale_factor']} backfill, slowest on Spark first:", ""]
         lines += _table(["step", "DuckDB", "Spark"], [[f"`{k}`", _s(duck["steps"][k]), _s(spark["steps"][k])] for k in keys])
