@@ -19,6 +19,10 @@ from resources.online_store import OnlineStoreResource
 from resources.training_gate import TrainingGateResource
 from resources.warehouse import WarehouseResource
 from sensors import all_sensors
+from tarmac.orchestration.sqlite_events import keep_engines
+
+# every process that runs steps loads these definitions: its SQLite event log keeps its engines
+keep_engines()
 
 ASSETS = [
     *landing_specs,
