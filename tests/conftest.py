@@ -146,26 +146,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.pipeline)
         for name in sorted(SHARED_FIXTURES & fixtures):
             item.add_marker(pytest.mark.xdist_group(name))
-    _longest_first(items)
-
-
-def _longest_first(items: list[pytest.Item]) -> None:
-    """Hand the workers the longest work first: the Spark builds (8 minutes of one worker), then the
-    modules that start a Dagster server or hold slow tests, then the rest in their order. xdist deals
-    work in collection order, and the longest job dealt last is what the whole suite waits for.
-    Modules stay whole, so that their fixtures are set up once."""
-    def rank(item: pytest.Item) -> int:
-        if item.get_closest_marker("spark"):
-            return 0
-        if "dagster_dev" in getattr(item, "fixturenames", ()):
-            return 1
-        return 2 if item.get_closest_marker("slow") else 3
-
-    module_rank: dict[str, int] = {}
-    for item in items:
-        module_rank[item.module.__name__] = min(module_rank.get(item.module.__name__, 3), rank(item))
-    order = {id(item): i for i, item in enumerate(items)}
-    items.sort(key=lambda item: (module_rank[item.module.__name__], order[id(item)]))
 
 
 @pytest.hookimpl(trylast=True)  # after pytest-xdist has added the groups to the node ids
