@@ -19,6 +19,11 @@ def days_between(start: str, end: str) -> list[str]:
     return [(first + timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
 
 
+def next_day(day: str) -> str:
+    """The ISO day after `day`."""
+    return (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+
+
 def contiguous_ranges(days: Iterable[str]) -> list[tuple[str, str]]:
     """Sorted ISO days folded into [first, last] ranges of consecutive days."""
     ranges: list[list[str]] = []

@@ -15,6 +15,7 @@ import pytest
 from assets.quality.checks import BY_DAYS, BY_WINDOWS, DAILY_CHECKS, CheckInputs, evaluate_days
 from resources.config import TarmacConfig
 from resources.model_registry import ModelRegistryResource
+from tarmac.quality import drift as dr
 from tarmac.quality import ranges as rg
 from tarmac.quality import statistics as st
 from tarmac.quality.evaluate import table_name
@@ -135,7 +136,7 @@ def test_new_codes_equal_the_one_day_query(warehouse, label):
     table, d = table_name(dg.AssetKey(list(table_key))), PARTITION_COLUMNS[table_key]
     windows = _windows(days[table_key])
     for column in SETTINGS.value_ranges.codes.columns[label]:
-        codes = rg.code_days(con, table, d, column, *st.span(windows))
+        codes = dr.categorical_days(con, table, d, column, *st.span(windows))
         for window in windows:
             values, reference_days, new = rg.new_codes(codes, window, examples=1000)
             assert (values, reference_days, set(new)) == sql_new_codes(con, table, d, window, column), window

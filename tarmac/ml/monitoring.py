@@ -20,6 +20,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from tarmac.days import next_day
 from tarmac.ml.registry import ModelRegistry
 from tarmac.quality.evaluate import Outcome, worst
 from tarmac.settings.ml import MonitoringSettings
@@ -80,7 +81,7 @@ def _model_performance(
     by the version that scored `day`: one day's ~900 flights make a noisy AUC, and a day's weather
     moves all its scores together, so a trailing week is what the thresholds judge."""
     first = (date.fromisoformat(day) - timedelta(days=settings.window_days - 1)).isoformat()
-    start, today_start, end = np.searchsorted(dates, np.array([first, day, _next_day(day)], dtype="datetime64[D]"))
+    start, today_start, end = np.searchsorted(dates, np.array([first, day, next_day(day)], dtype="datetime64[D]"))
     frame = predictions.iloc[start:end]
     today = predictions.iloc[today_start:end]
     if today.empty:
@@ -129,10 +130,6 @@ def _model_performance(
         **{name: dg.MetadataValue.float(value) for name, value in metrics.items() if value is not None},
     }
     return Outcome(key, "model_performance", day, severity, summary, metrics, metadata)
-
-
-def _next_day(day: str) -> str:
-    return (date.fromisoformat(day) + timedelta(days=1)).isoformat()
 
 
 def psi_thresholds(reference: dict, settings: MonitoringSettings) -> Thresholds:

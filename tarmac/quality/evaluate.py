@@ -299,7 +299,8 @@ def value_ranges_days(
     first, last = st.span(windows)
     violations = rg.rule_violations(con, table, day_column, days, config.rules.get(label, {}), examples)
     impossible_days = _impossible_values(con, key, day_column, days, examples)
-    code_days = {c: rg.code_days(con, table, day_column, c, first, last) for c in config.codes.columns.get(label, [])}
+    code_days = {c: dr.categorical_days(con, table, day_column, c, first, last)
+                 for c in config.codes.columns.get(label, [])}
     scale_days = _scales(con, key, day_column, windows, settings)
     outlier_columns = config.columns.get(label, [])
     frame = st.DayColumns.fetch(con, table, day_column, outlier_columns, first, last) if outlier_columns else None
@@ -438,9 +439,7 @@ def _scales(
     references = {w.day: _reference_days(w.day, settings) for w in windows}
     if not columns or not any(references.values()):
         return lambda day: []
-    first = min([*references, *(r[0] for r in references.values() if r)])
-    last = max([*references, *(r[-1] for r in references.values() if r)])
-    magnitudes = rg.daily_magnitudes(con, table_name(key), day_column, columns, first, last)
+    magnitudes = rg.daily_magnitudes(con, table_name(key), day_column, columns, *st.span(windows))
 
     def shifts(day: str) -> list[rg.ScaleShift]:
         reference = references[day]

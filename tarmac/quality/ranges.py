@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import duckdb
+import numpy as np
 
 from tarmac.quality import statistics as st
-from tarmac.quality.drift import leave_one_out_threshold
+from tarmac.quality.drift import CategoricalDays, leave_one_out_threshold
 from tarmac.sql import quote_identifier as _q
 
 # the log ratio reported for a day whose magnitude is zero against a non-zero reference (or the reverse)
@@ -108,6 +109,7 @@ def rule_violations(
     counts = [f"count(*) filter (where not coalesce({rule}, true))" for rule in rules.values()]
     counted = st.daily_counts(con, table, day_column, days, counts)
     per_day = {day: counted.get(day, (0, *[0] * len(rules))) for day in days}
+    d = _q(day_column)
     found: dict[str, dict[str, list[dict[str, Any]]]] = {day: {} for day in days}
     if any(any(broken) for _, *broken in per_day.values()):
         columns = {c for (c,) in con.execute(f"select column_name from (describe {table})").fetchall()}
@@ -116,7 +118,6 @@ def rule_violations(
             broken_days = sorted(day for day, (_, *broken) in per_day.items() if broken[i])
             if not broken_days:
                 continue
-            d = _q(day_column)
             # each day's first rows in the order of all their columns, as `order by all limit n` per day
             cursor = con.execute(
                 f"select * from {table} where {d} between ? and ? and not coalesce({rule}, true) order by all",
@@ -135,31 +136,17 @@ def rule_violations(
     }
 
 
-def code_days(
-    con: duckdb.DuckDBPyConnection, table: str, day_column: str, column: str, first: str, last: str
-) -> dict[str, dict[str, int]]:
-    """Each day's non-null codes of the column and their rows, over [first, last]."""
-    c, d = _q(column), _q(day_column)
-    out: dict[str, dict[str, int]] = {}
-    for day, code, rows in con.execute(
-        f"select {d}::varchar, {c}::varchar, count(*) from {table} "
-        f"where {d} between ? and ? and {c} is not null group by 1, 2",
-        [first, last],
-    ).fetchall():
-        out.setdefault(day, {})[code] = rows
-    return out
-
-
-def new_codes(codes: dict[str, dict[str, int]], window: st.Window, examples: int) -> tuple[int, int, dict[str, int]]:
+def new_codes(codes: CategoricalDays, window: st.Window, examples: int) -> tuple[int, int, dict[str, int]]:
     """Non-null values of the column on the day, reference days with values, and the day's codes the
     reference window [start, end) never had, with their rows (the most frequent first)."""
-    today = codes.get(window.day, {})
-    reference = [d for d in codes if window.reference_start <= d < window.reference_end and d != window.day]
-    values = sum(today.values())
+    today = codes.counts.get(window.day, np.zeros(len(codes.categories)))
+    reference = [d for d in codes.counts if window.reference_start <= d < window.reference_end and d != window.day]
+    values = int(today.sum())
     if not reference:
         return values, 0, {}
-    seen = set().union(*(codes[d] for d in reference))
-    new = sorted(((code, n) for code, n in today.items() if code not in seen), key=lambda x: (-x[1], x[0]))
+    seen = np.sum([codes.counts[d] for d in reference], axis=0) > 0
+    new = sorted(((codes.categories[i], int(today[i])) for i in np.flatnonzero((today > 0) & ~seen)),
+                 key=lambda x: (-x[1], x[0]))
     return values, len(reference), dict(new[:examples]) | (
         {"...": sum(n for _, n in new[examples:])} if len(new) > examples else {})
 

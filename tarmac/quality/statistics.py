@@ -19,6 +19,7 @@ from datetime import date, timedelta
 import duckdb
 import numpy as np
 
+from tarmac.days import next_day
 from tarmac.sql import quote_identifier as _q
 
 EPOCH = date(1970, 1, 1)
@@ -78,34 +79,28 @@ class DayColumns:
         """The rows of the days [start, end)."""
         return slice(*np.searchsorted(self.days, [day_number(start), day_number(end)]))
 
+    def day_rows(self, day: str) -> slice:
+        return self.rows(day, next_day(day))
+
+    def reference_rows(self, window: Window) -> np.ndarray:
+        """The rows of the window's reference days, the day itself left out."""
+        whole, own = self.rows(window.reference_start, window.reference_end), self.day_rows(window.day)
+        index = np.arange(whole.start, whole.stop)
+        return index[(index < own.start) | (index >= own.stop)]
+
     def day(self, column: str, day: str) -> np.ndarray:
         """The column's non-null values on the day."""
-        return _present(self.columns[column][self.rows(day, _next(day))])
+        return _present(self.columns[column][self.day_rows(day)])
 
     def reference(self, column: str, window: Window) -> np.ndarray:
         """The column's non-null values in the window's reference days, the day itself left out."""
-        values = self.columns[column]
-        whole = self.rows(window.reference_start, window.reference_end)
-        own = self.rows(window.day, _next(window.day))
-        if own.start >= whole.stop or own.stop <= whole.start:
-            return _present(values[whole])
-        return _present(np.concatenate([values[whole.start : own.start], values[own.stop : whole.stop]]))
+        return _present(self.columns[column][self.reference_rows(window)])
 
     def pairs(self, a: str, b: str, rows: slice | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Both columns on the rows where neither is NULL."""
         x, y = self.columns[a][rows], self.columns[b][rows]
         both = ~(np.isnan(x) | np.isnan(y))
         return x[both], y[both]
-
-    def reference_rows(self, window: Window) -> np.ndarray:
-        whole = self.rows(window.reference_start, window.reference_end)
-        own = self.rows(window.day, _next(window.day))
-        index = np.arange(whole.start, whole.stop)
-        return index[(index < own.start) | (index >= own.stop)]
-
-
-def _next(day: str) -> str:
-    return (date.fromisoformat(day) + timedelta(days=1)).isoformat()
 
 
 def _present(values: np.ndarray) -> np.ndarray:
@@ -152,7 +147,7 @@ def correlations(
     frame: DayColumns, window: Window, columns: list[str]
 ) -> dict[tuple[str, str], tuple[float | None, float | None, int, int]]:
     """Pearson correlation of each column pair: (partition, reference, n partition, n reference)."""
-    today, reference = frame.rows(window.day, _next(window.day)), frame.reference_rows(window)
+    today, reference = frame.day_rows(window.day), frame.reference_rows(window)
     out = {}
     for i, a in enumerate(columns):
         for b in columns[i + 1 :]:

@@ -38,7 +38,8 @@ class Delivered:
     """What the volume check reads for a run: bronze rows per day and per segment, over the run's
     days and their reference days, and silver's load audit of the run's days, each in one query."""
 
-    counted: dict[tuple[str, str] | None, dict[str, int]]
+    counts: dict[str, int]  # day -> bronze rows
+    segments: dict[tuple[str, str], dict[str, int]]  # (column, value) -> day -> bronze rows
     audit: dict[str, tuple[int, int, int]]  # day -> bronze rows, duplicates dropped, quarantined rows
 
     @classmethod
@@ -58,7 +59,7 @@ class Delivered:
                 [min(days), max(days), dataset],
             ).fetchall()
         }
-        return cls(counted, audit)
+        return cls(counted.pop(None, {}), counted, audit)
 
 
 def volume(
@@ -67,8 +68,7 @@ def volume(
     """What the day's volume for a silver table found (each finding with its severity), its metrics
     and metadata."""
     config = settings.volume
-    counted = {k: v for k, v in delivered.counted.items() if k is not None}
-    counts = delivered.counted.get(None, {})
+    counts = delivered.counts
     rows = counts.get(day, 0)
     audit = delivered.audit.get(day, (0, 0, 0))
     found: dict[str, str] = {}
@@ -93,7 +93,7 @@ def volume(
         described = f"{rows} rows, {ratio:.2f}x the {expected:g} expected (median of {_describe(day, basis)})"
         too_few = config.rows.low.severity(ratio)  # a ratio is never both too low and too high
         found[described] = too_few if too_few != "ok" else config.rows.high.severity(ratio)
-        segments = _segments(counted, day, basis, ratio, config.min_segment_rows)
+        segments = _segments(delivered.segments, day, basis, ratio, config.min_segment_rows)
         low = []
         for segment in segments:
             severity = config.segment_rows.severity(segment["relative"])
