@@ -1,6 +1,8 @@
 """The SQLite event log keeps its engines (tarmac/orchestration/sqlite_events.py): the same events
 written and read back, a bounded number of engines, and Dagster's own code kept when it changed."""
 
+import os
+
 import dagster as dg
 import pytest
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
@@ -46,3 +48,32 @@ def test_a_changed_dagster_keeps_its_own(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(sqlite_events, "KNOWN_CONNECT", {"another implementation"})
     assert sqlite_events.keep_engines() is False
     assert SqliteEventLogStorage._connect is patched.__wrapped__
+
+
+def test_the_index_keeps_one_connection_and_a_run_s_file_changes_with_each_event(tmp_path):
+    """The index's connection stays open between events; a run's file is closed after each one, so
+    its changes reach the file itself (checkpointed), which is what the UI watches to follow a run."""
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        storage = instance.event_log_storage
+        seen = []
+        real = storage.store_event
+
+        def store_and_look(event):
+            real(event)
+            if event.run_id:
+                path = storage.path_for_shard(event.run_id)
+                seen.append((event.dagster_event_type, os.stat(path).st_mtime_ns, os.stat(path).st_size))
+
+        storage.store_event = store_and_look
+        assert dg.materialize([numbers, positive], instance=instance, partition_key="2013-01-01").success
+        # every event left the run's file changed: nothing waits in its write-ahead log
+        assert len(seen) > 10 and all(later[1:] != earlier[1:] for earlier, later in zip(seen, seen[1:])), seen
+        engines = storage.__dict__["_tarmac_engines"]
+        index = engines["index"]
+        assert index.pool.checkedin() == 1  # kept, and given back after each use
+        with index.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        run_engine = next(e for shard, e in engines.items() if shard != "index")
+        assert run_engine.pool.__class__.__name__ == "NullPool"
+    assert "_tarmac_engines" not in storage.__dict__  # disposed with the instance

@@ -1,29 +1,50 @@
-"""Dagster's SQLite event log without a new database engine per event.
+"""Dagster's SQLite event log without a new database engine, and a new index connection, per event.
 
 A run on a SQLite instance writes every event (each day's materialization, each check's evaluation
 of each day) through `SqliteEventLogStorage._connect`, which builds a SQLAlchemy engine, opens a
-connection, commits and disposes of the engine again. Building the engine is most of that: its
-dialect is set up from scratch and SQLAlchemy's cache of compiled statements, which lives in the
-engine, starts empty, so every INSERT and UPDATE is compiled again. A 60-day backfill writes about
-5,700 events (4,338 of them check evaluations); in a profile of one, 46% of its time went to
-storing them, much of it in a new engine per event and in compiling its statements again.
+connection, commits and disposes of the engine again. Three costs come with it:
+
+- Building the engine: its dialect is set up from scratch and SQLAlchemy's cache of compiled
+  statements, which lives in the engine, starts empty, so every INSERT and UPDATE is compiled
+  again. A 60-day backfill writes about 5,700 events (4,338 of them check evaluations); in a
+  profile of one, 46% of its time went to storing them, much of it here.
+- Closing the connection: the storage's files are in WAL mode, and the last connection to close a
+  database file checkpoints its log into it and deletes the log. An asset event writes the run's
+  file and the index (twice for a check evaluation), so every event paid that two or three times.
+- Committing: SQLite's default `synchronous=FULL` flushes the log to the disk at every commit.
 
 `keep_engines()` replaces that one method with the same code keeping one engine per database file
-(shard), for the 8 shards used last (the index and the runs being written). Nothing else changes: the pool is still `NullPool`, so every use
-opens and closes its own SQLite connection and no connection or lock outlives a transaction, which
-is what lets other processes (the UI, the daemon, another backfill) write the same files; the
-storage's lock still serialises its threads. PostgreSQL instances (dagster-postgres) keep their own
-pooled engine and are not touched.
+(shard), for the 8 shards used last (the index and the runs being written), and:
+
+- keeps one connection open to the index (a pool of one). Between transactions it holds no lock
+  and no snapshot (the pool rolls back what it is given back), so other processes (the UI, the
+  daemon, another backfill) write the same file as before. A run's own file is still opened and
+  closed per use: the UI follows a running run by watching that file change, which its
+  checkpoint on close is.
+- sets `synchronous=NORMAL` on every connection, SQLite's advice for WAL mode: a commit is
+  durable against a crash or a kill of the process, and the database stays consistent after a
+  power loss, which may take the last commits back. The pipeline recovers from that as from any
+  lost run: bronze's ledger is the landing assets' materializations, so a landing file whose
+  record was lost is loaded again, and loads are idempotent.
+
+Measured with 300 runless check evaluations on a fresh instance, per event: on disk 10.7 ms with
+Dagster's own method, 7.2 ms with engines kept, 3.5 ms with the index's connection kept and
+NORMAL commits as well; in memory (/dev/shm) 5.6, 2.9 and 2.2 ms.
+
+A forked child builds engines of its own (it must not use its parent's connections). The storage's
+lock still serialises its threads, and is held while a connection is in use. PostgreSQL instances
+(dagster-postgres) keep their own pooled engine and are not touched.
 
 The replacement is applied only over the implementation it was written against (compared by its
 source): a Dagster upgrade that changes `_connect` keeps Dagster's own, and
-tests/test_instance.py says so.
+tests/test_sqlite_events.py says so.
 """
 
 from __future__ import annotations
 
 import hashlib
 import inspect
+import os
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,14 +78,13 @@ def keep_engines() -> bool:
     def _connect(self, shard: str) -> Iterator:
         with self._db_lock:
             module.check.str_param(shard, "shard")
-            engines: OrderedDict = self.__dict__.setdefault("_tarmac_engines", OrderedDict())
+            if self.__dict__.get("_tarmac_pid") != os.getpid():  # new, or a forked copy: not its parent's
+                self.__dict__["_tarmac_engines"], self.__dict__["_tarmac_pid"] = OrderedDict(), os.getpid()
+            engines: OrderedDict = self.__dict__["_tarmac_engines"]
             engine = engines.get(shard)
             if engine is None:
-                engine = engines[shard] = module.create_engine(
-                    self.conn_string_for_shard(shard),
-                    poolclass=module.NullPool,
-                    connect_args={"timeout": module.SQLITE_BUSY_TIMEOUT_SECONDS},
-                )
+                engine = engines[shard] = _engine(module, self.conn_string_for_shard(shard),
+                                                  keep_connection=shard == module.INDEX_SHARD_NAME)
                 if len(engines) > KEPT_ENGINES:  # a long-lived daemon sees a shard per run
                     engines.popitem(last=False)[1].dispose()
             engines.move_to_end(shard)
@@ -77,4 +97,34 @@ def keep_engines() -> bool:
     _connect.__wrapped__ = original
     _connect._tarmac_keeps_engines = True
     storage._connect = _connect
+    original_dispose = storage.dispose
+
+    def dispose(self) -> None:
+        original_dispose(self)
+        with self._db_lock:  # the kept connection closed with the storage, not left to the collector
+            for engine in self.__dict__.pop("_tarmac_engines", {}).values():
+                engine.dispose()
+
+    dispose.__wrapped__ = original_dispose
+    storage.dispose = dispose
     return True
+
+
+def _engine(module, url: str, keep_connection: bool):
+    """An engine for one database file: a pool of one connection kept open (`keep_connection`),
+    or none (every use opens and closes its own); every connection commits with synchronous=NORMAL.
+    A kept connection may serve another thread than the one that opened it (the storage's lock
+    serialises them), which pysqlite allows with check_same_thread off."""
+    from sqlalchemy import event
+    from sqlalchemy.pool import QueuePool
+
+    pool = {"poolclass": QueuePool, "pool_size": 1, "max_overflow": 0} if keep_connection else {"poolclass": module.NullPool}
+    engine = module.create_engine(
+        url, **pool, connect_args={"timeout": module.SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
+    )
+    event.listen(engine, "connect", _normal_commits)
+    return engine
+
+
+def _normal_commits(connection, _record) -> None:
+    connection.execute("PRAGMA synchronous=NORMAL")
