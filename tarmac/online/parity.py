@@ -9,6 +9,7 @@ exactly, floats within a tolerance.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -102,12 +103,12 @@ def replay_and_compare(
     if not ordered:
         return result
     store.begin_stream(to_us(pd.Timestamp(ordered[0]["prediction_ts"])) - reader.max_window_us)
-    position = 0
+    position, times = 0, [event.ts_us for event in events]
     for record in ordered:
         at = to_us(pd.Timestamp(record["prediction_ts"]))
-        while position < len(events) and events[position].ts_us <= at:
-            layer.apply(events[position])
-            position += 1
+        end = max(position, bisect_right(times, at))  # the events up to the flight's time, in order
+        layer.apply_all(events[position:end])
+        position = end
         layer.advance_to(at)
         store.write(layer.drain(), at)
         online, batch = reader.for_flight(record, at), record["batch"]
