@@ -1,6 +1,6 @@
 """Benchmark: the real-time path (speed layer, online store, serving API). Prints figures only.
 
-    uv run python -m bench.online [--get-rate 200] [--get-seconds 10] [--post-rate 20] [--post-seconds 10]
+    uv run python -m bench.online [--get-rate 500] [--get-seconds 10] [--post-rate 100] [--post-seconds 10]
                                   [--json results.json]
 
 (1) Speed-layer throughput over silver's events of 2013-06-01..30 (loaded once), best of 3: the
@@ -222,10 +222,11 @@ def latency(backend: str, target: str, redis_url: str, tmp: Path, served: list, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.online", description=__doc__.splitlines()[0])
-    parser.add_argument("--get-rate", type=float, default=200.0, help="GET /features requests per second")
+    # the rates the serving goals are set at (p99 within 2 ms for GET, 10 ms for POST); one worker
+    # keeps up with either several times over, so these measure latency, not a queue
+    parser.add_argument("--get-rate", type=float, default=500.0, help="GET /features requests per second")
     parser.add_argument("--get-seconds", type=float, default=10.0)
-    # one worker scores about 35 single-row predictions a second here: 20/s measures latency, not a queue
-    parser.add_argument("--post-rate", type=float, default=20.0, help="POST /predict requests per second")
+    parser.add_argument("--post-rate", type=float, default=100.0, help="POST /predict requests per second")
     parser.add_argument("--post-seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=32, help="keep-alive connections of the load generator")
     parser.add_argument("--redis-url", default=load_settings().online.with_environment().redis_url)

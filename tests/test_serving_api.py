@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
+import time
 import uuid
 
 import anyio
@@ -18,13 +20,14 @@ import redis
 from fastapi.testclient import TestClient
 
 from serving import __main__ as serving_main
+from serving import api as serving_api
 from serving.api import StartupError, create_app
 from tarmac.features.registry import model_features
 from tarmac.online.events import Event, RedisEventStream, from_us, to_us
 from tarmac.online.retrieval import FLIGHT, PLANE
 from tarmac.online.runner import run_speed_layer
 from tarmac.online.speed_layer import SpeedLayer
-from tarmac.online.store import RedisOnlineStore, SqliteOnlineStore
+from tarmac.online.store import OnlineStore, RedisOnlineStore, Snapshot, SqliteOnlineStore
 from tarmac.settings.online import OnlineSettings, ServeSettings
 
 MIN = 60_000_000
@@ -333,6 +336,64 @@ def test_python_m_serving_says_why_it_cannot_start_in_one_line(paths, no_store_o
     assert err.startswith("python -m serving: cannot start: the online store (redis at redis://127.0.0.1:1/0)")
 
 
+class _Registry:
+    """A model registry whose champion is `version`, each load waiting for `loading` to be set."""
+
+    model_name = "tarmac-flight-delay"
+
+    def __init__(self):
+        self.version, self.loading, self.broken = "1", threading.Event(), False
+        self.loading.set()
+
+    def champion_version(self):
+        if self.broken:
+            raise RuntimeError("registry down")
+        return self.version
+
+    def load(self, version):
+        assert self.loading.wait(10)
+        return RecordingModel()
+
+
+def test_the_champion_is_looked_up_again_in_the_background(paths, monkeypatch, caplog):
+    registry = _Registry()
+    monkeypatch.setattr(serving_api.ModelRegistry, "from_settings", lambda paths: registry)
+    monkeypatch.setattr(serving_api, "_freeze_heap", lambda: None)
+    (paths.mlflow).mkdir(parents=True)
+    (paths.mlflow / "mlflow.db").touch()
+    champion = serving_api.Champion(paths, refresh_seconds=0.05)
+    champion.load()
+    first = champion.get()
+    assert first[:2] == ("tarmac-flight-delay", "1")
+
+    def eventually(version):
+        deadline = time.monotonic() + 10
+        while champion.get()[1] != version:
+            assert time.monotonic() < deadline, f"version {version} never came"
+            time.sleep(0.01)
+
+    registry.version = "2"
+    registry.loading.clear()  # version 2 takes its time to load
+    time.sleep(0.06)
+    began = time.monotonic()
+    assert champion.get() == first  # at once, the loaded champion, while the new one loads
+    assert time.monotonic() - began < 0.05
+    registry.loading.set()
+    eventually("2")
+    registry.broken = True  # a look-up that fails keeps the champion and says why
+    time.sleep(0.06)
+    second = champion.get()
+    deadline = time.monotonic() + 10
+    while "looking up the champion failed" not in caplog.text:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    assert champion.get() is second and second[1] == "2"
+    registry.broken, registry.version = False, "3"
+    time.sleep(0.06)
+    champion.get()
+    eventually("3")
+
+
 class _BrokenConnection:
     """A SQLite connection whose disk has gone away."""
 
@@ -355,6 +416,20 @@ def test_a_store_that_stops_answering_gets_503_not_500(client, store, monkeypatc
         assert health["status"] == "unavailable" and health["store"] == store.backend
         assert ("Connection refused" if store.backend == "redis" else "disk I/O error") in health["detail"]
     assert client.get("/health").json()["status"] == "ok"  # back once the store answers again
+
+
+def test_a_snapshot_reads_what_separate_reads_read(store):
+    """The coverage, the histories and the records in one statement (SQLite) or transaction
+    (Redis): the same values as the reads one by one, and as the stores' generic snapshot."""
+    slots = [(f, k) for f in SpeedLayer().features for k in ("LGA", "AA", "LGA|ORD", "LGA|BOS", "JFK")]
+    records = [(PLANE, "N100AA"), (PLANE, "N999ZZ"), (FLIGHT, FLIGHT_ID)]
+    for at in range(START, END + 10 * MIN, 37 * MIN):
+        snapshot = store.snapshot(slots, at, records)
+        assert snapshot.coverage == store.coverage() and snapshot.values == store.read(slots, at), from_us(at)
+        assert snapshot.records == {r: store.get_record(*r) for r in records}
+        assert snapshot == OnlineStore.snapshot(store, slots, at, records)
+    assert store.snapshot([], P) == Snapshot(store.coverage(), {}, {})
+    assert store.snapshot(slots, P).values  # the fixture's windows hold values at p
 
 
 def test_redis_stream_feeds_the_same_values_as_the_in_process_replay(redis_client, tmp_path):

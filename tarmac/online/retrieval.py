@@ -19,7 +19,7 @@ from typing import Any
 from tarmac.features.registry import FeatureDefinition, feature_registry
 from tarmac.online.events import from_us
 from tarmac.online.speed_layer import WINDOW_AGGREGATIONS, entity_key
-from tarmac.online.store import OnlineStore, RedisOnlineStore, SqliteOnlineStore
+from tarmac.online.store import Coverage, OnlineStore, RedisOnlineStore, SqliteOnlineStore
 from tarmac.paths import TarmacPaths
 from tarmac.settings.online import OnlineSettings
 
@@ -62,9 +62,15 @@ class OnlineFeatures:
         self.registry = dict(feature_registry() if registry is None else registry)
         windows = [f.window for f in self.registry.values() if f.aggregation in (*WINDOW_AGGREGATIONS, "latest")]
         self.max_window_us = int(max(windows).total_seconds()) * 1_000_000 if windows else 0
+        # the features read from the histories, and their entities (a flight's key is made once per entity)
+        self._windowed = [(name, f.entity) for name, f in self.registry.items()
+                          if f.aggregation in (*WINDOW_AGGREGATIONS, "latest")]
+        self._window_entities = sorted({entity for _, entity in self._windowed})
 
     def check_available(self, as_of_us: int) -> None:
-        coverage = self.store.coverage()
+        self._check(self.store.coverage(), as_of_us)
+
+    def _check(self, coverage: Coverage, as_of_us: int) -> None:
         if coverage.watermark_us is None:
             raise FeaturesNotAvailable("the speed layer has not written to this online store yet")
         exact_from = coverage.exact_from(self.max_window_us)
@@ -83,17 +89,20 @@ class OnlineFeatures:
     def for_flight(self, flight: Mapping[str, Any], as_of_us: int) -> dict[str, Any]:
         """Every registry feature of `flight` (a record with the columns of silver.flights that
         gold reads: flight_date, year, month, hour, carrier, origin, dest, tailnum, distance) as of
-        the instant, in the registry's order."""
-        self.check_available(as_of_us)
-        slots = {}
-        for name, feature in self.registry.items():
-            if feature.aggregation in (*WINDOW_AGGREGATIONS, "latest"):
-                key = entity_key(feature.entity, flight)
-                if key is not None:
-                    slots[name] = (name, key)
-        stored = self.store.read(list(slots.values()), as_of_us)
+        the instant, in the registry's order.
+
+        The coverage is checked against the same snapshot the values come from (Snapshot), so a
+        value is returned only when the coverage read with it vouches for it. The coverage is
+        read on every call, never cached: a cached watermark is behind the true one, which only
+        refuses instants it need not, but one cached across a restarted stream or a trim would
+        let values through that the store no longer holds exactly."""
+        keys = {entity: entity_key(entity, flight) for entity in self._window_entities}
+        slots = {name: (name, keys[entity]) for name, entity in self._windowed if keys[entity] is not None}
         tailnum = flight.get("tailnum")
-        plane = self.store.get_record(PLANE, tailnum) if tailnum else None
+        snapshot = self.store.snapshot(list(slots.values()), as_of_us, [(PLANE, tailnum)] if tailnum else [])
+        self._check(snapshot.coverage, as_of_us)
+        stored = snapshot.values
+        plane = snapshot.records.get((PLANE, tailnum)) if tailnum else None
         values: dict[str, Any] = {}
         for name, feature in self.registry.items():
             if name in DERIVED:

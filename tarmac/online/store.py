@@ -17,6 +17,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,16 @@ class Coverage:
         return max(self.stream_start_us + max_window_us, self.retained_from_us or self.stream_start_us)
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """What one read of the store saw: its coverage, the values of slots as of an instant (slots
+    without a record at or before it absent) and records by (entity, key) (None if absent)."""
+
+    coverage: Coverage
+    values: dict[Slot, Any]
+    records: dict[tuple[str, str], dict[str, Any] | None]
+
+
 class OnlineStore(ABC):
     backend: str
 
@@ -58,6 +69,15 @@ class OnlineStore(ABC):
 
     @abstractmethod
     def coverage(self) -> Coverage: ...
+
+    def snapshot(self, slots: Sequence[Slot], as_of_us: int, records: Sequence[tuple[str, str]] = ()) -> Snapshot:
+        """The coverage, the slots' values as of the instant and the records, read at one moment, so
+        that the coverage describes the values read even while the speed layer writes: read apart,
+        a trim or a restarted stream between the two could leave values the coverage checked no
+        longer vouches for. The backends read all of it in one statement or transaction (one round
+        trip); this default reads the coverage first, then the rest."""
+        coverage = self.coverage()
+        return Snapshot(coverage, self.read(slots, as_of_us), {r: self.get_record(*r) for r in records})
 
     @abstractmethod
     def trim(self, before_us: int) -> None:
@@ -147,6 +167,35 @@ class SqliteOnlineStore(OnlineStore):
         with self._lock:
             meta = dict(self._con.execute("select name, value from meta").fetchall())
         return Coverage(meta.get("stream_start_us"), meta.get("watermark_us"), meta.get("retained_from_us"))
+
+    @staticmethod
+    @cache
+    def _snapshot_sql(slots: int, records: int) -> str:
+        """One statement (one read transaction, so one state of the file) for a snapshot: rows
+        (-1, name, value) of meta, (-2 - j, null, record j) and (i, null, slot i's value as of ?)."""
+        return " union all ".join([
+            "select -1, name, value from meta",
+            *(f"select {-2 - j}, null, record from records where entity = ? and key = ?" for j in range(records)),
+            *(f"select {i}, null, value from (select value from feature_history where feature = ? and entity_key = ? "
+              "and as_of_us <= ? order by as_of_us desc limit 1)" for i in range(slots)),
+        ])
+
+    def snapshot(self, slots: Sequence[Slot], as_of_us: int, records: Sequence[tuple[str, str]] = ()) -> Snapshot:
+        params: list[Any] = [part for record in records for part in record]
+        for feature, key in slots:
+            params += (feature, key, as_of_us)
+        with self._lock:
+            rows = self._con.execute(self._snapshot_sql(len(slots), len(records)), params).fetchall()
+        meta, values, found = {}, {}, dict.fromkeys(records)
+        for index, name, value in rows:
+            if index >= 0:
+                values[slots[index]] = value
+            elif index == -1:
+                meta[name] = value
+            else:
+                found[records[-2 - index]] = json.loads(value)
+        coverage = Coverage(meta.get("stream_start_us"), meta.get("watermark_us"), meta.get("retained_from_us"))
+        return Snapshot(coverage, values, found)
 
     def trim(self, before_us: int) -> None:
         with self._lock:
@@ -265,13 +314,33 @@ class RedisOnlineStore(OnlineStore):
         return out
 
     def coverage(self) -> Coverage:
-        meta = {k.decode(): int(v) for k, v in self.client.hgetall(self._meta()).items()}
-        return Coverage(meta.get("stream_start_us"), meta.get("watermark_us"), meta.get("retained_from_us"))
+        return self._coverage(self.client.hgetall(self._meta()))
+
+    @staticmethod
+    def _coverage(meta: Mapping[bytes, bytes]) -> Coverage:
+        values = {k.decode(): int(v) for k, v in meta.items()}
+        return Coverage(values.get("stream_start_us"), values.get("watermark_us"), values.get("retained_from_us"))
+
+    def snapshot(self, slots: Sequence[Slot], as_of_us: int, records: Sequence[tuple[str, str]] = ()) -> Snapshot:
+        # MULTI/EXEC: the server runs the commands together, nothing written in between
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hgetall(self._meta())
+        for entity, key in records:
+            pipe.get(f"{self.prefix}:r:{entity}:{key}")
+        for feature, key in slots:
+            pipe.zrevrangebyscore(self._history_key(feature, key), as_of_us, "-inf", start=0, num=1)
+        meta, *answers = pipe.execute()
+        found = {record: None if raw is None else json.loads(raw) for record, raw in zip(records, answers)}
+        values = {slot: json.loads(members[0].decode().split(":", 1)[1])
+                  for slot, members in zip(slots, answers[len(records):]) if members}
+        return Snapshot(self._coverage(meta), values, found)
 
     def trim(self, before_us: int) -> None:
+        # the coverage first: a snapshot taken while the keys are trimmed one by one already
+        # refuses the instants whose history may be gone
+        self.client.hset(self._meta(), "retained_from_us", before_us)
         for key in self.client.smembers(f"{self.prefix}:hkeys"):
             self._trim(keys=[key], args=[before_us])
-        self.client.hset(self._meta(), "retained_from_us", before_us)
 
     def put_record_json(self, entity: str, records: Mapping[str, str], group: str) -> None:
         members = f"{self.prefix}:rgroup:{entity}:{group}"
