@@ -2,6 +2,7 @@
 written and read back, a bounded number of engines, and Dagster's own code kept when it changed."""
 
 import os
+import time
 
 import dagster as dg
 import pytest
@@ -50,30 +51,37 @@ def test_a_changed_dagster_keeps_its_own(monkeypatch: pytest.MonkeyPatch):
     assert SqliteEventLogStorage._connect is patched.__wrapped__
 
 
-def test_the_index_keeps_one_connection_and_a_run_s_file_changes_with_each_event(tmp_path):
-    """The index's connection stays open between events; a run's file is closed after each one, so
-    its changes reach the file itself (checkpointed), which is what the UI watches to follow a run."""
+def test_kept_connections_and_the_ui_s_watch_of_a_running_run(tmp_path):
+    """Every shard keeps one connection between events, and a run's file still changes with each
+    event written (what the UI's watch of a running run waits for): a watch started on a finished
+    run sees the events written to it afterwards."""
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
         storage = instance.event_log_storage
-        seen = []
-        real = storage.store_event
-
-        def store_and_look(event):
-            real(event)
-            if event.run_id:
-                path = storage.path_for_shard(event.run_id)
-                seen.append((event.dagster_event_type, os.stat(path).st_mtime_ns, os.stat(path).st_size))
-
-        storage.store_event = store_and_look
         assert dg.materialize([numbers, positive], instance=instance, partition_key="2013-01-01").success
-        # every event left the run's file changed: nothing waits in its write-ahead log
-        assert len(seen) > 10 and all(later[1:] != earlier[1:] for earlier, later in zip(seen, seen[1:])), seen
+        run = instance.get_runs()[0]
         engines = storage.__dict__["_tarmac_engines"]
-        index = engines["index"]
-        assert index.pool.checkedin() == 1  # kept, and given back after each use
-        with index.connect() as conn:
-            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
-            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        run_engine = next(e for shard, e in engines.items() if shard != "index")
-        assert run_engine.pool.__class__.__name__ == "NullPool"
+        for engine in (engines["index"], engines[run.run_id]):
+            assert engine.pool.checkedin() == 1  # kept, and given back after each use
+            with engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+                assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        seen: list[str] = []
+        cursor = instance.get_records_for_run(run.run_id).cursor  # after the run's last event
+        storage.watch(run.run_id, cursor, lambda event, _cursor: seen.append(event.message))
+        try:
+            before = os.stat(storage.path_for_shard(run.run_id)).st_mtime_ns
+            for i in range(3):
+                instance.report_engine_event(f"note {i}", run)
+            assert os.stat(storage.path_for_shard(run.run_id)).st_mtime_ns != before
+            deadline = time.monotonic() + 20
+            while len(seen) < 3 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert [m for m in seen if m.startswith("note")] == ["note 0", "note 1", "note 2"], seen
+            reads = len(seen)
+            instance.all_logs(run.run_id)  # a read changes nothing, so it wakes no watcher
+            time.sleep(1.0)
+            assert len(seen) == reads
+        finally:
+            for handler in list(storage._watchers[run.run_id]):
+                storage.end_watch(run.run_id, handler)
     assert "_tarmac_engines" not in storage.__dict__  # disposed with the instance
