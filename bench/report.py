@@ -137,6 +137,91 @@ def plots(results: dict, folder: Path) -> dict[str, Path]:
     return made
 
 
+# The performance goals: (figure, goal, direction). A figure is read from a run's results by
+# `goal_figures`; "at most" goals are met at or below the goal, "at least" at or above.
+GOALS = [
+    ("one day re-materialized (its daily stage, as the landing sensor runs it)", 10.0, "s"),
+    ("one-day backfill end to end ÷ floor", 25.0, "x"),
+    ("year end to end ÷ floor, SF=1", 20.0, "x"),
+    ("year end to end ÷ floor, SF=10", 6.0, "x"),
+    ("bronze→gold dbt steps ÷ floor, SF=10", 2.0, "x"),
+    ("asset-check steps ÷ materialization steps, SF=1", 0.3, "x"),
+    ("speed layer, events/s alone", 150_000.0, "events/s"),
+    ("GET /features p99, SQLite store", 2.0, "ms"),
+    ("POST /predict p99, SQLite store", 10.0, "ms"),
+]
+# the request rates the serving goals are set at
+GOAL_RATES = {"GET /features": 500.0, "POST /predict": 100.0}
+
+
+def goal_figures(results: dict) -> dict[str, tuple[float | None, str]]:
+    """Each goal's figure in one run's results, with what it was measured at (a rate, a history)."""
+    figures: dict[str, tuple[float | None, str]] = {}
+    incremental = results.get("incremental", [])
+    if incremental:
+        last = incremental[-1]
+        figures[GOALS[0][0]] = (last.get("median_run_seconds"), f"{last['history_days']} days materialized")
+    one_day = results.get("one_day")
+    if one_day:
+        figures[GOALS[1][0]] = (_ratio(one_day["pipeline"]["seconds"], one_day["floor"]["seconds"]), "")
+    for s in results.get("scales", []):
+        sf, prof = s["scale_factor"], s["pipeline"]["profile"]
+        if sf in (1, 10):
+            figures[GOALS[2 if sf == 1 else 3][0]] = (_ratio(s["pipeline"]["seconds"], s["floor"]["seconds"]), "")
+        if sf == 10:
+            figures[GOALS[4][0]] = (_ratio(prof["medallion_seconds"], s["floor"]["seconds"]), "")
+        if sf == 1:
+            figures[GOALS[5][0]] = (_ratio(prof["check_seconds"], prof["materialization_seconds"]), "")
+    online = results.get("online") or {}
+    for t in online.get("throughput", []):
+        if "alone" in t["path"] and t.get("events_per_second"):
+            figures[GOALS[6][0]] = (t["events_per_second"], "")
+    for r in online.get("latency", []):
+        if r.get("store") == "sqlite" and "p99_ms" in r:
+            name = GOALS[7][0] if r["endpoint"].startswith("GET") else GOALS[8][0]
+            figures[name] = (r["p99_ms"], f"at {r['rate']:g}/s")
+    return figures
+
+
+def _goal_value(value: float | None, unit: str, note: str) -> str:
+    if value is None:
+        return "not measured"
+    text = {"s": f"{value:.1f} s", "x": _x(value), "events/s": f"{value:,.0f}", "ms": f"{value:.1f} ms"}[unit]
+    return f"{text} ({note})" if note else text
+
+
+def _baseline(results: dict) -> dict | None:
+    """The run the goals were set against (bench/baseline.json), unless it is this run."""
+    path = Path(__file__).with_name("baseline.json")
+    if not path.exists():
+        return None
+    baseline = json.loads(path.read_text())
+    return None if baseline.get("started") == results.get("started") else baseline
+
+
+def goals_section(results: dict, baseline: dict | None) -> list[str]:
+    """The goals table: each figure before (the baseline run) and in this run, the goal, and whether
+    this run meets it. A serving figure counts only at the goal's rate."""
+    now, before = goal_figures(results), goal_figures(baseline) if baseline else {}
+    rows = []
+    for name, goal, unit in GOALS:
+        value, note = now.get(name, (None, ""))
+        at_least = unit == "events/s"
+        rate = next((r for endpoint, r in GOAL_RATES.items() if name.startswith(endpoint)), None)
+        rate_ok = rate is None or note == f"at {rate:g}/s"
+        met = "not measured" if value is None else (
+            "yes" if rate_ok and (value >= goal if at_least else value <= goal) else "no")
+        earlier, earlier_note = before.get(name, (None, ""))
+        rows.append([name, _goal_value(earlier, unit, earlier_note), _goal_value(value, unit, note),
+                     ("≥ " if at_least else "≤ ") + _goal_value(goal, unit, ""), met])
+    where = (f"the run of commit {baseline.get('commit')} on {baseline.get('started', '?')[:10]} "
+             "(bench/baseline.json, the same machine type)") if baseline else "no baseline"
+    return ["## Goals", "",
+            f"Before: {where}. Now: this run. The serving goals are set at "
+            + ", ".join(f"{e} {r:g}/s" for e, r in GOAL_RATES.items()) + ".", "",
+            *_table(["figure", "before", "now", "goal", "met"], rows), ""]
+
+
 def write_report(results: dict, out: Path) -> None:
     folder = out.parent / "docs" / "benchmarks" if results["mode"] == "full" else out.parent / "plots"
     made = plots(results, folder)
@@ -194,6 +279,7 @@ def write_report(results: dict, out: Path) -> None:
                 rows.append([f"serving {r['endpoint']} at {r['rate']:g}/s, {r['store']} store: p50 / p99",
                              f"{r['p50_ms']:.1f} / {r['p99_ms']:.1f} ms"])
     lines += ["## Summary", "", *_table(["figure", "measured"], rows)]
+    lines += goals_section(results, _baseline(results))
 
     # 1. floor vs pipeline
     lines += ["## 1. The pipeline against its floor", "",
