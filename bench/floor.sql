@@ -3,9 +3,8 @@
 -- the same rules as silver (types, required values, local-date and schedule rules, key
 -- de-duplication, impossible values nulled) and the same point-in-time features as gold
 -- (docs/design.md#features), so its output must equal the pipeline's; the benchmark compares them
--- cell by cell. Where gold computes each rolling window with a RANGE window function over events
--- and targets together, the floor subtracts running totals found by ASOF joins: the same numbers
--- (sums of integers, exact in doubles) at about half the CPU time.
+-- cell by cell. Its rolling windows subtract running totals found by ASOF joins, the method
+-- gold's as_of_window macro uses on DuckDB too (sums of integers, exact in doubles).
 --
 -- `${LANDING}` is replaced by the landing folder. The constants are tarmac's defaults: the
 -- 2-hour prediction horizon, the windows of the feature registry, silver's value bounds.

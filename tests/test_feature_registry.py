@@ -111,16 +111,17 @@ def test_the_gold_contract_generated_from_the_registry_is_the_expected_one():
 
 
 def test_windows_entities_and_sources_are_the_ones_the_sql_computes():
-    # the compiled SQL of gold's macro (the offline store's analysis): its windows are generated
-    # from the registry, and this reads back what was generated
+    # the compiled SQL of gold's macro (the offline store's analysis, DuckDB's running totals): its
+    # windows are generated from the registry, and this reads back what was generated
     sql = compiled_analysis("point_in_time_features")
     passes = re.findall(
-        r"select flight_id, ([^\n]*)\n\s*from \(\n\s*select [^\n]*\n\s*from (\w+)\n.*?"
-        r"partition by ([\w, ]+)\n.*?interval (\d+) (minute|hour|day) - interval 1 microsecond",
+        r"from \(\n\s*select [^\n]*\n\s*from (\w+)\n.*?partition by ([\w, ]+)\n.*?"
+        r"\n\s*select\n\s*t\.flight_id,\n(.*?)\n\s*from targets t\n.*?"
+        r"t\.prediction_ts - interval (\d+) (minute|hour|day) >= upto_start\.ts",
         sql, flags=re.S,
     )
     windowed = {}
-    for aggregates, source, keys, amount, unit in passes:
+    for source, keys, aggregates, amount, unit in passes:
         for name in re.findall(r"\bas (\w+)", aggregates):
             windowed[name] = (source, tuple(k.strip() for k in keys.split(",")), timedelta(**{f"{unit}s": int(amount)}))
     registry = feature_registry()

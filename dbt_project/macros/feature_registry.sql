@@ -52,16 +52,17 @@
     {%- set values, aggregates = [], [] -%}
     {%- for feature in group.features -%}
         {%- if feature.aggregation == "count" -%}
-            {%- set value = "1 as is_event" -%}
-            {%- do aggregates.append("count(is_event) over w as " ~ feature.name) -%}
+            {%- set value, name = "1 as is_event", "is_event" -%}
+            {%- do aggregates.append({"name": feature.name, "function": "count", "value": name}) -%}
         {%- elif feature.aggregation == "rate" -%}
-            {%- set value = "cast(" ~ feature.value ~ " >= " ~ threshold ~ " as double) as " ~ feature.value ~ "_at_threshold" -%}
-            {%- do aggregates.append("avg(" ~ feature.value ~ "_at_threshold) over w as " ~ feature.name) -%}
+            {%- set name = feature.value ~ "_at_threshold" -%}
+            {%- set value = "cast(" ~ feature.value ~ " >= " ~ threshold ~ " as double) as " ~ name -%}
+            {%- do aggregates.append({"name": feature.name, "function": "avg", "value": name}) -%}
         {%- else -%}
-            {%- set value = feature.value -%}
-            {%- do aggregates.append("avg(" ~ feature.value ~ ") over w as " ~ feature.name) -%}
+            {%- set value, name = feature.value, feature.value -%}
+            {%- do aggregates.append({"name": feature.name, "function": "avg", "value": name}) -%}
         {%- endif -%}
         {%- if value not in values -%}{%- do values.append(value) -%}{%- endif -%}
     {%- endfor -%}
-    {{ as_of_window(group.source, group["keys"], values, registry_interval(group.window), aggregates | join(", ")) }}
+    {{ as_of_window(group.source, group["keys"], values, registry_interval(group.window), aggregates) }}
 {% endmacro %}
