@@ -9,6 +9,8 @@ work folder); the project's own instance and warehouse are not touched.
 1. For each scale factor: land the year (SF copies of each day's flights), run the floor (one
    hand-written DuckDB script, bench/floor.sql) and the pipeline's full-year backfill (`make
    backfill`'s command), compare their flight_features cell by cell, and profile the backfill.
+   On the SF=1 year, the floors of the other parts too (bench.floor_parts): the checks' statistics
+   in one SQL pass, the online load as one bulk write, the model's fit alone.
 2. Fixed overhead: a one-day backfill in a fresh workspace versus the floor over that one day.
 3. Incremental cost: one day's daily stage re-materialized with 30 days, then with the whole
    year, already materialized (median of --repeats).
@@ -36,6 +38,7 @@ from pathlib import Path
 
 from bench.engines import engines, jvm_start_seconds
 from bench.floor import compare
+from bench.floor_parts import part_floors
 from bench.measure import commit, machine, versions
 from bench.pipeline import Workspace, profile, repeated_daily
 from tarmac.days import days_between
@@ -109,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         # 1. the year at SF=1, then the parts that need its warehouse
         sf1, results_sf1 = scale(root, 1, config["start"], config["end"])
         results["scales"] = [results_sf1]
+        save()
+        log("part floors: the checks' statistics, the online load and the model fit, each by hand")
+        results_sf1["part_floors"] = part_floors(sf1, config["start"], config["end"])
         save()
         log("engines: the same backfill on Spark local[2], beside DuckDB's")
         results["engines"] = {"started": datetime.now(UTC).isoformat(timespec="seconds"), "commit": results["commit"],
