@@ -139,8 +139,11 @@ def test_sigterm_ends_a_backfill_waiting_for_the_pool_within_seconds(tmp_path):
     _wait_for_output(waiting, f"blocked by limit for pool {WAREHOUSE_POOL}")
     started = time.monotonic()
     waiting.send_signal(signal.SIGTERM)
-    assert waiting.wait(timeout=30) == 128 + signal.SIGTERM
-    assert time.monotonic() - started < 15
+    assert waiting.wait(timeout=120) == 128 + signal.SIGTERM
+    # it ended while blocked, not once the holder's slot came free: the holder is still at work (a
+    # comparison of the two, not a number of seconds, which a loaded machine stretches; the
+    # supervisor's grace is 5 s and the whole stop took 4.6-5.9 s on a quiet machine)
+    assert holder.poll() is None, f"the stopped backfill ended only after the holder ({time.monotonic() - started:.1f} s)"
     with _instance(home) as instance:
         ended = [r for r in instance.get_runs() if r.status != dg.DagsterRunStatus.SUCCESS and r.is_finished]
         # the stopped backfill's run, and only it, is canceled, and holds no slot
