@@ -35,6 +35,11 @@ class Coverage:
     watermark_us: int | None
     retained_from_us: int | None
 
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, int]) -> Coverage:
+        """From a store's meta values by name (none of them when nothing has been streamed)."""
+        return cls(meta.get("stream_start_us"), meta.get("watermark_us"), meta.get("retained_from_us"))
+
     def exact_from(self, max_window_us: int) -> int | None:
         """The first instant every window is complete at: the stream must reach a window back."""
         if self.stream_start_us is None:
@@ -166,7 +171,7 @@ class SqliteOnlineStore(OnlineStore):
     def coverage(self) -> Coverage:
         with self._lock:
             meta = dict(self._con.execute("select name, value from meta").fetchall())
-        return Coverage(meta.get("stream_start_us"), meta.get("watermark_us"), meta.get("retained_from_us"))
+        return Coverage.from_meta(meta)
 
     @staticmethod
     @cache
@@ -194,8 +199,7 @@ class SqliteOnlineStore(OnlineStore):
                 meta[name] = value
             else:
                 found[records[-2 - index]] = json.loads(value)
-        coverage = Coverage(meta.get("stream_start_us"), meta.get("watermark_us"), meta.get("retained_from_us"))
-        return Snapshot(coverage, values, found)
+        return Snapshot(Coverage.from_meta(meta), values, found)
 
     def trim(self, before_us: int) -> None:
         with self._lock:
@@ -303,37 +307,41 @@ class RedisOnlineStore(OnlineStore):
             self._write(keys=[f"{self.prefix}:hkeys", *keys], args=members)
         self.client.hset(self._meta(), "watermark_us", watermark_us)
 
-    def read(self, slots: Sequence[Slot], as_of_us: int) -> dict[Slot, Any]:
-        pipe = self.client.pipeline(transaction=False)
+    def _record_key(self, entity: str, key: str) -> str:
+        return f"{self.prefix}:r:{entity}:{key}"
+
+    def _queue_reads(self, pipe, slots: Sequence[Slot], as_of_us: int) -> None:
+        """Each slot's latest member at or before the instant, queued on `pipe` (see _values)."""
         for feature, key in slots:
             pipe.zrevrangebyscore(self._history_key(feature, key), as_of_us, "-inf", start=0, num=1)
-        out: dict[Slot, Any] = {}
-        for slot, members in zip(slots, pipe.execute()):
-            if members:
-                out[slot] = json.loads(members[0].decode().split(":", 1)[1])
-        return out
+
+    @staticmethod
+    def _values(slots: Sequence[Slot], answers: Sequence[list[bytes]]) -> dict[Slot, Any]:
+        """The values of _queue_reads' answers ("<as_of_us>:<json value>"), slots without one absent."""
+        return {slot: json.loads(members[0].decode().split(":", 1)[1]) for slot, members in zip(slots, answers) if members}
+
+    def read(self, slots: Sequence[Slot], as_of_us: int) -> dict[Slot, Any]:
+        pipe = self.client.pipeline(transaction=False)
+        self._queue_reads(pipe, slots, as_of_us)
+        return self._values(slots, pipe.execute())
 
     def coverage(self) -> Coverage:
         return self._coverage(self.client.hgetall(self._meta()))
 
     @staticmethod
     def _coverage(meta: Mapping[bytes, bytes]) -> Coverage:
-        values = {k.decode(): int(v) for k, v in meta.items()}
-        return Coverage(values.get("stream_start_us"), values.get("watermark_us"), values.get("retained_from_us"))
+        return Coverage.from_meta({k.decode(): int(v) for k, v in meta.items()})
 
     def snapshot(self, slots: Sequence[Slot], as_of_us: int, records: Sequence[tuple[str, str]] = ()) -> Snapshot:
         # MULTI/EXEC: the server runs the commands together, nothing written in between
         pipe = self.client.pipeline(transaction=True)
         pipe.hgetall(self._meta())
         for entity, key in records:
-            pipe.get(f"{self.prefix}:r:{entity}:{key}")
-        for feature, key in slots:
-            pipe.zrevrangebyscore(self._history_key(feature, key), as_of_us, "-inf", start=0, num=1)
+            pipe.get(self._record_key(entity, key))
+        self._queue_reads(pipe, slots, as_of_us)
         meta, *answers = pipe.execute()
         found = {record: None if raw is None else json.loads(raw) for record, raw in zip(records, answers)}
-        values = {slot: json.loads(members[0].decode().split(":", 1)[1])
-                  for slot, members in zip(slots, answers[len(records):]) if members}
-        return Snapshot(self._coverage(meta), values, found)
+        return Snapshot(self._coverage(meta), self._values(slots, answers[len(records):]), found)
 
     def trim(self, before_us: int) -> None:
         # the coverage first: a snapshot taken while the keys are trimmed one by one already
@@ -347,18 +355,18 @@ class RedisOnlineStore(OnlineStore):
         gone = {k.decode() for k in self.client.smembers(members)} - set(records)
         pipe = self.client.pipeline(transaction=True)
         if gone:
-            pipe.unlink(*(f"{self.prefix}:r:{entity}:{key}" for key in gone))
+            pipe.unlink(*(self._record_key(entity, key) for key in gone))
             pipe.srem(f"{self.prefix}:rkeys:{entity}", *gone)
         pipe.delete(members)
         for key, record in records.items():
-            pipe.set(f"{self.prefix}:r:{entity}:{key}", record)
+            pipe.set(self._record_key(entity, key), record)
         if records:
             pipe.sadd(members, *records)
             pipe.sadd(f"{self.prefix}:rkeys:{entity}", *records)
         pipe.execute()
 
     def get_record(self, entity: str, key: str) -> dict[str, Any] | None:
-        raw = self.client.get(f"{self.prefix}:r:{entity}:{key}")
+        raw = self.client.get(self._record_key(entity, key))
         return json.loads(raw) if raw is not None else None
 
     def count_records(self, entity: str) -> int:
