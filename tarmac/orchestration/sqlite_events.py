@@ -109,23 +109,29 @@ def keep_engines() -> bool:
 
     def dispose(self) -> None:
         original_dispose(self)
-        with self._db_lock:  # the kept connection closed with the storage, not left to the collector
-            for engine in self.__dict__.pop("_tarmac_engines", {}).values():
-                engine.dispose()
+        _close_engines(self)  # the kept connections closed with the storage, not left to the collector
 
     dispose.__wrapped__ = original_dispose
     storage.dispose = dispose
     original_wipe = storage.wipe
 
     def wipe(self) -> None:
-        with self._db_lock:  # no kept connection may write on into a file the wipe deletes
-            for engine in self.__dict__.pop("_tarmac_engines", {}).values():
-                engine.dispose()
+        _close_engines(self)  # no kept connection may write on into a file the wipe deletes
         original_wipe(self)
 
     wipe.__wrapped__ = original_wipe
     storage.wipe = wipe
     return True
+
+
+def _close_engines(storage) -> None:
+    """Close a storage's kept connections, those this process opened (a forked copy's are its
+    parent's to close)."""
+    with storage._db_lock:
+        engines = storage.__dict__.pop("_tarmac_engines", {})
+        if storage.__dict__.pop("_tarmac_pid", None) == os.getpid():
+            for engine in engines.values():
+                engine.dispose()
 
 
 def _engine(module, url: str):
