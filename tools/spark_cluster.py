@@ -50,9 +50,10 @@ def spark_home() -> Path:
     return Path(spec.origin).parent
 
 
-def _environment(root: Path) -> dict[str, str]:
+def _environment(root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     return {
         **os.environ,
+        **(extra or {}),
         "SPARK_HOME": str(spark_home()),
         # every socket a daemon opens, its web UI's included, on the loopback interface only
         "SPARK_LOCAL_IP": HOST,
@@ -67,11 +68,11 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _launch(root: Path, name: str, arguments: list[str]) -> int:
+def _launch(root: Path, name: str, arguments: list[str], environment: dict[str, str] | None = None) -> int:
     log = (root / f"{name}.log").open("ab")
     process = subprocess.Popen(
         [str(spark_home() / "bin" / "spark-class"), *arguments],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=_environment(root),
+        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=_environment(root, environment),
         start_new_session=True,  # its own process group: `stop` ends the JVM and its launcher
     )
     (root / f"{name}.pid").write_text(str(process.pid))
@@ -79,8 +80,9 @@ def _launch(root: Path, name: str, arguments: list[str]) -> int:
 
 
 def start(root: Path, port: int = 7077, workers: int = 2, cores: int = 1, memory: str = "1g",
-          timeout_seconds: float = 120) -> Cluster:
-    """Start the master and the workers, and wait until every worker has registered."""
+          timeout_seconds: float = 120, environment: dict[str, str] | None = None) -> Cluster:
+    """Start the master and the workers, and wait until every worker has registered. `environment`:
+    variables for the daemons beside this process's (the workers pass theirs on to their executors)."""
     require_java()
     root.mkdir(parents=True, exist_ok=True)
     if any(root.glob("*.pid")):
@@ -88,14 +90,14 @@ def start(root: Path, port: int = 7077, workers: int = 2, cores: int = 1, memory
     for old in root.glob("*.log"):
         old.unlink()
     _launch(root, "master", ["org.apache.spark.deploy.master.Master", "--host", HOST, "--port", str(port),
-                             "--webui-port", str(_free_port())])
+                             "--webui-port", str(_free_port())], environment)
     cluster = Cluster(root, port)
     for index in range(1, workers + 1):
         work = root / f"worker-{index}"
         work.mkdir(exist_ok=True)
         _launch(root, f"worker-{index}", ["org.apache.spark.deploy.worker.Worker", cluster.url, "--host", HOST,
                                           "--cores", str(cores), "--memory", memory, "--work-dir", str(work),
-                                          "--webui-port", str(_free_port())])
+                                          "--webui-port", str(_free_port())], environment)
     deadline = time.monotonic() + timeout_seconds
     while (registered := _registered_workers(root)) < workers:
         if time.monotonic() > deadline:
@@ -117,6 +119,16 @@ def _registered_workers(root: Path) -> int:
 
 
 def _alive(pid: int) -> bool:
+    """Whether the daemon `pid` still runs. Started by this process (the tests start and stop a
+    cluster in one process), a daemon that has exited stays a zombie, which a signal still reaches,
+    until it is reaped: reap it here, or `stop` would wait its whole timeout for every daemon."""
+    try:
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:  # not this process's child (`make spark-cluster-stop`): ask the kernel
+        pass
+    else:
+        if reaped == pid:
+            return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
