@@ -18,9 +18,10 @@ UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 RUN := $(UV) run --locked
 START ?= 2013-01-01
 END ?= 2013-12-31
-# Three workers on two cores: the end-to-end tests spend most of their minutes waiting for Dagster's
+# Three workers on two cores: the end-to-end tests spend much of their minutes waiting for Dagster's
 # daemon (its backfill loop ticks every 30 s), and a third worker runs other tests meanwhile
-# (the whole suite: 755 s with two workers, 682 s with three, on a 2-core machine).
+# (the whole suite: 755 s with two workers, 682 s with three, on a 2-core machine). Since then the
+# suite has grown to 864 s on three, with the CPU busy 98% of that time: it is bound by its CPU work.
 PYTEST_WORKERS ?= 3
 # The tests' scratch space (their data dirs, DuckDB files and SQLite instances) goes in memory where
 # the machine has a writable /dev/shm: on disk, every event a run records in a SQLite instance is a
