@@ -19,10 +19,12 @@ from resources.online_store import OnlineStoreResource
 from resources.training_gate import TrainingGateResource
 from resources.warehouse import WarehouseResource
 from sensors import all_sensors
-from tarmac.orchestration.sqlite_events import keep_engines
+from tarmac.orchestration.sqlite_events import guard_slot_claims, keep_engines
 
-# every process that runs steps loads these definitions: its SQLite event log keeps its engines
+# every process that runs steps loads these definitions: its SQLite event log keeps its engines,
+# and its steps claim the warehouse pool's slot in one statement
 keep_engines()
+guard_slot_claims()
 
 ASSETS = [
     *landing_specs,

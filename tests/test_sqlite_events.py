@@ -85,3 +85,58 @@ def test_kept_connections_and_the_ui_s_watch_of_a_running_run(tmp_path):
             for handler in list(storage._watchers[run.run_id]):
                 storage.end_watch(run.run_id, handler)
     assert "_tarmac_engines" not in storage.__dict__  # disposed with the instance
+
+
+POOL = "duckdb_warehouse"
+
+
+def _claims_racing(tmp_path) -> list:
+    """Two storages of one instance's files (two processes' views) claim the pool's one slot at
+    once: the first has read which slot is free, and before it takes the row the second claims
+    that slot. What each claim was told."""
+    import threading
+
+    from sqlalchemy import event
+
+    with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
+        first = instance.event_log_storage
+        first.set_concurrency_slots(POOL, 1)
+        second = SqliteEventLogStorage(first._base_dir)
+        outcomes: dict[str, object] = {}
+        engine = first.__dict__["_tarmac_engines"]["index"]
+
+        def the_other_claims_first(conn, cursor, statement, *_):
+            if statement.lstrip().upper().startswith("UPDATE CONCURRENCY_SLOTS") and "second" not in outcomes:
+                other = threading.Thread(target=lambda: outcomes.setdefault(
+                    "second", second._claim_concurrency_slot(POOL, "run-b", "step-b")))
+                other.start()
+                other.join()
+
+        event.listen(engine, "before_cursor_execute", the_other_claims_first)
+        try:
+            outcomes["first"] = first._claim_concurrency_slot(POOL, "run-a", "step-a")
+        finally:
+            event.remove(engine, "before_cursor_execute", the_other_claims_first)
+        holders = {slot.run_id for slot in first.get_concurrency_info(POOL).claimed_slots}
+        second.dispose()
+        return [outcomes["first"], outcomes["second"], holders]
+
+
+def test_two_processes_claiming_the_pool_s_one_slot_at_once_get_it_once(tmp_path):
+    from dagster._core.storage.event_log.sql_event_log import ConcurrencySlotStatus
+
+    assert sqlite_events.claim_source_digest() in sqlite_events.KNOWN_CLAIM
+    assert getattr(SqliteEventLogStorage._claim_concurrency_slot, "_tarmac_guarded", False)
+    first, second, holders = _claims_racing(tmp_path)
+    assert second == ConcurrencySlotStatus.CLAIMED and holders == {"run-b"}
+    assert first == ConcurrencySlotStatus.BLOCKED  # told the pool is busy: it asks again later
+
+
+def test_without_the_guard_both_processes_are_told_they_hold_the_one_slot(tmp_path, monkeypatch):
+    """What the guard is for: Dagster's own claim, on SQLite, in the same race."""
+    from dagster._core.storage.event_log.sql_event_log import ConcurrencySlotStatus
+
+    monkeypatch.setattr(SqliteEventLogStorage, "_claim_concurrency_slot",
+                        SqliteEventLogStorage._claim_concurrency_slot.__wrapped__)
+    first, second, _ = _claims_racing(tmp_path)
+    assert first == second == ConcurrencySlotStatus.CLAIMED

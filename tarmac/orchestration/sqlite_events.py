@@ -1,4 +1,5 @@
-"""Dagster's SQLite event log without a new database engine and a new connection per event.
+"""Dagster's SQLite event log without a new database engine and a new connection per event, and
+with a pool slot claimed by one statement (`guard_slot_claims`, below).
 
 A run on a SQLite instance writes every event (each day's materialization, each check's evaluation
 of each day) through `SqliteEventLogStorage._connect`, which builds a SQLAlchemy engine, opens a
@@ -152,3 +153,57 @@ def _engine(module, url: str):
 
 def _normal_commits(connection, _record) -> None:
     connection.execute("PRAGMA synchronous=NORMAL")
+
+
+# sha256 of the source of SqlEventLogStorage._claim_concurrency_slot in the Dagster versions this guards
+KNOWN_CLAIM = {"7628812bbe08bc3e6ec3416a46b7f61f03c379ff47ac06d366f99dbbb4a93a72"}  # dagster 1.13
+
+
+def claim_source_digest() -> str:
+    from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
+
+    return hashlib.sha256(inspect.getsource(SqlEventLogStorage._claim_concurrency_slot).encode()).hexdigest()
+
+
+def guard_slot_claims() -> bool:
+    """Make a pool slot's claim on a SQLite instance one statement; False (nothing changed) when
+    Dagster's claim is not the implementation this replaces.
+
+    A step that the pool's queue has assigned claims a slot row as a semaphore: Dagster selects a
+    free slot, then updates that row by its id. PostgreSQL locks the row between the two (`FOR
+    UPDATE SKIP LOCKED`); SQLite ignores that clause, so two processes can select the same free slot
+    and both update it, each told it holds the pool's one slot: two writing steps then run beside
+    each other and one fails on DuckDB's lock. Here the claim is one UPDATE of a free row, chosen
+    in the same statement; SQLite runs a statement under its write lock, so exactly one claim gets
+    the row and the other is told the pool is busy, and asks again as it does for any busy pool."""
+    from dagster._core.storage.event_log import sql_event_log as sql
+    from dagster._core.storage.event_log.sqlite import sqlite_event_log as module
+
+    storage = module.SqliteEventLogStorage
+    if getattr(storage._claim_concurrency_slot, "_tarmac_guarded", False):
+        return True
+    if claim_source_digest() not in KNOWN_CLAIM:
+        return False
+    original = storage._claim_concurrency_slot
+    slots, db, status = sql.ConcurrencySlotsTable, sql.db, sql.ConcurrencySlotStatus
+
+    def _claim_concurrency_slot(self, concurrency_key: str, run_id: str, step_key: str):
+        free = (
+            sql.db_select([slots.c.id])
+            .where(db.and_(slots.c.concurrency_key == concurrency_key, slots.c.step_key == None,  # noqa: E711
+                           slots.c.deleted == False))  # noqa: E712
+            .limit(1)
+            .scalar_subquery()
+        )
+        with self.index_connection() as conn:
+            claimed = conn.execute(
+                slots.update().values(run_id=run_id, step_key=step_key)
+                .where(db.and_(slots.c.id == free, slots.c.step_key == None))  # noqa: E711
+            ).rowcount
+        return status.CLAIMED if claimed else status.BLOCKED
+
+    _claim_concurrency_slot.__wrapped__ = original
+    _claim_concurrency_slot._tarmac_guarded = True
+    storage._claim_concurrency_slot = _claim_concurrency_slot
+    return True
+
