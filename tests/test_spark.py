@@ -1,7 +1,7 @@
 """The same dbt models on Spark (session mode, local[2]): equal to DuckDB cell by cell, damage
 included, and idempotent. The damaged week and the comparison are in tests/spark_week.py; the
-standalone cluster's build is in tests/test_spark_cluster.py, a group of its own, so that another
-worker runs it meanwhile."""
+standalone cluster's build is in tests/test_spark_cluster.py, a group of its own, which another
+worker can run meanwhile."""
 
 from __future__ import annotations
 
