@@ -59,11 +59,16 @@ KEPT_ENGINES = 8
 KNOWN_CONNECT = {"b8435f2665689760a1e1d98e17b78ceef5a48256dc11b562a20c840abc37d170"}  # dagster 1.13
 
 
+def source_digest(function) -> str:
+    """sha256 of a function's source; getsource follows __wrapped__ to Dagster's own function,
+    replaced or not."""
+    return hashlib.sha256(inspect.getsource(function).encode()).hexdigest()
+
+
 def connect_source_digest() -> str:
     from dagster._core.storage.event_log.sqlite.sqlite_event_log import SqliteEventLogStorage
 
-    # getsource follows __wrapped__ to Dagster's own function, replaced or not
-    return hashlib.sha256(inspect.getsource(SqliteEventLogStorage._connect).encode()).hexdigest()
+    return source_digest(SqliteEventLogStorage._connect)
 
 
 def keep_engines() -> bool:
@@ -162,7 +167,7 @@ KNOWN_CLAIM = {"7628812bbe08bc3e6ec3416a46b7f61f03c379ff47ac06d366f99dbbb4a93a72
 def claim_source_digest() -> str:
     from dagster._core.storage.event_log.sql_event_log import SqlEventLogStorage
 
-    return hashlib.sha256(inspect.getsource(SqlEventLogStorage._claim_concurrency_slot).encode()).hexdigest()
+    return source_digest(SqlEventLogStorage._claim_concurrency_slot)
 
 
 def guard_slot_claims() -> bool:
