@@ -124,8 +124,16 @@ def build(engine: str, data_dir: Path, *steps: str, environment: dict[str, str] 
         [sys.executable, "-m", "tests.engine_build", engine, str(data_dir), *steps],
         cwd=PROJECT_ROOT, capture_output=True, text=True, env={**os.environ, **JVM_OPTIONS, **(environment or {})}, timeout=900,
     )
-    assert completed.returncode == 0, (
-        f"{engine} build of {data_dir} failed ({completed.returncode}):\n{completed.stdout[-3000:]}\n{completed.stderr[-6000:]}")
+    if completed.returncode != 0:
+        # dbt (--quiet) prints only its errors, each a message and then a Java stack trace: the
+        # start of its output names the model and the cause, the end the last step; the whole is kept
+        log = data_dir.parent / f"{data_dir.name}-build.log"
+        log.write_text(f"$ {' '.join(completed.args)}\n--- stdout\n{completed.stdout}\n--- stderr\n{completed.stderr}")
+        causes = [line for line in completed.stdout.splitlines() + completed.stderr.splitlines()
+                  if ("Error" in line or "Exception" in line) and not line.lstrip().startswith("at ")]
+        pytest.fail(f"{engine} build of {data_dir} failed ({completed.returncode}); the whole output is in {log}\n"
+                    f"first errors:\n" + "\n".join(causes[:15]) + f"\n--- stdout, start:\n{completed.stdout[:3000]}"
+                    f"\n--- stderr, end:\n{completed.stderr[-3000:]}", pytrace=False)
 
 
 def table_columns(copy: Path) -> dict[str, list[tuple[str, str]]]:
