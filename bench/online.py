@@ -5,8 +5,10 @@
 
 (1) Speed-layer throughput over silver's events of 2013-06-01..30 (loaded once), best of 3: the
 layer alone, then writing a scratch SQLite store, then a scratch Redis prefix. (2) Serving latency
-of GET /features/{id} and POST /predict on loopback against one uvicorn worker (a subprocess over a
-scratch store holding that replay and the flights of 06-08..06-30), at a fixed request rate.
+of GET /features/{id}, POST /predict and POST /features with 100 ids on loopback against one
+uvicorn worker (a subprocess over a scratch store holding that replay and the flights of
+06-08..06-30), at a fixed request rate. (3) Push: the same events sent to POST /events of a server
+hosting the speed layer (online.stream push), in requests of 1,000, into an empty store.
 
 The load is open-loop: request i is due at start + i / rate whatever happened to earlier ones, and
 its latency runs from that *scheduled* time to its response. Timing from the actual send would hide
@@ -48,16 +50,23 @@ from tarmac.warehouse import read_only
 ROOT = Path(__file__).resolve().parent.parent
 START_DAY, END_DAY, FIRST_SERVED, FLIGHTS_END = "2013-06-01", "2013-06-30", "2013-06-08", "2013-07-01"
 POST_FIELDS = ("carrier", "flight", "origin", "dest", "sched_dep_ts", "tailnum", "distance")
+BATCH = 100  # flight ids per POST /features
+PUSH_BATCH = 1000  # events per POST /events
 
 
-def serve(backend: str, target: str, port: int, redis_url: str) -> None:
-    """The server subprocess: the API over the given store, as `python -m serving` runs it."""
+def serve(backend: str, target: str, port: int, redis_url: str, push: bool = False) -> None:
+    """The server subprocess: the API over the given store, as `python -m serving` runs it (with
+    `push`, as it runs with online.stream push: hosting the speed layer POST /events feeds)."""
     import uvicorn
 
     from serving.api import create_app
+    from serving.push import PushHost
 
     store = SqliteOnlineStore(target) if backend == "sqlite" else RedisOnlineStore.from_url(redis_url, target)
-    uvicorn.run(create_app(store=store), host="127.0.0.1", port=port, workers=1, log_level="info")
+    online = load_settings().online.model_copy(update={"stream": "push"}) if push else None
+    host = PushHost(online, TarmacPaths.from_env()) if push else None
+    uvicorn.run(create_app(online, store=store, push=host), host="127.0.0.1", port=port, workers=1,
+                log_level="warning", access_log=False)
 
 
 def redis_unreachable(url: str) -> str | None:
@@ -128,7 +137,7 @@ def send(con: http.client.HTTPConnection, method: str, path: str, body: bytes | 
 
 
 @contextmanager
-def server(backend: str, target: str, redis_url: str, tmp: Path):
+def server(backend: str, target: str, redis_url: str, tmp: Path, push: bool = False):
     with socket.socket() as probe:  # a free port
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -136,7 +145,8 @@ def server(backend: str, target: str, redis_url: str, tmp: Path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, "-m", "bench.online", "--serve", backend, target, str(port),
-                                 "--redis-url", redis_url], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+                                 "--redis-url", redis_url, *(["--push"] if push else [])],
+                                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline, health = time.monotonic() + 180, None
         while health is None:
@@ -201,15 +211,20 @@ def latency(backend: str, target: str, redis_url: str, tmp: Path, served: list, 
         con.close()
         print(f"   warm-up (not timed): GET sources { {s: sources.count(s) for s in set(sources)} }, "
               f"POST statuses { {s: warm.count(s) for s in set(warm)} }")
+        ids = [r["flight_id"] for r in served]
+        batches = [("POST", "/features", json.dumps({"flights": [{"flight_id": f} for f in ids[i:i + BATCH]]}).encode())
+                   for i in range(0, len(ids) - BATCH + 1, BATCH)]
         rows = []
         for name, requests, rate, seconds in (("GET /features", gets, args.get_rate, args.get_seconds),
-                                              ("POST /predict", posts, args.post_rate, args.post_seconds)):
+                                              ("POST /predict", posts, args.post_rate, args.post_seconds),
+                                              (f"POST /features x{BATCH}", batches, args.batch_rate, args.batch_seconds)):
             if name.startswith("POST") and health["model"] is None:
                 print(f"   {name:14s} skipped: no champion model in the registry (train one: make backfill)")
                 rows.append({"store": backend, "endpoint": name, "rate": rate, "skipped": "no champion model"})
                 continue
             r = open_loop(port, requests, rate, seconds, args.connections)
-            print(f"   {name:14s} target {rate:g}/s x {seconds:g} s: achieved {r['rate']:.1f}/s, n={r['n']}, "
+            per = f", {r['rate'] * BATCH:,.0f} vectors/s" if name.endswith(f"x{BATCH}") else ""
+            print(f"   {name:14s} target {rate:g}/s x {seconds:g} s: achieved {r['rate']:.1f}/s{per}, n={r['n']}, "
                   f"p50 {r['p50']:.1f} ms, p90 {r['p90']:.1f} ms, p99 {r['p99']:.1f} ms, max {r['max']:.1f} ms, "
                   f"non-200: {len(r['errors'])}")
             for status, data in r["errors"][:5]:
@@ -220,6 +235,42 @@ def latency(backend: str, target: str, redis_url: str, tmp: Path, served: list, 
         return rows
 
 
+def push_throughput(backend: str, target: str, redis_url: str, tmp: Path, events: list, args) -> dict:
+    """POST /events to a server hosting the speed layer, over an empty store: the events in
+    requests of PUSH_BATCH, one request after another (a producer waits for each answer), the last
+    with the replay's end as watermark. Events per second from the first request to the last answer."""
+    from serving.push import as_pushed
+
+    bodies = []
+    for i in range(0, len(events), PUSH_BATCH):
+        chunk = events[i:i + PUSH_BATCH]
+        body = {"events": [as_pushed(e, f"{i + j}") for j, e in enumerate(chunk)]}
+        if i + PUSH_BATCH >= len(events):
+            body["watermark"] = pd.Timestamp(chunk[-1].ts_us * 1000, tz="UTC").isoformat()
+        bodies.append(json.dumps(body).encode())
+    with server(backend, target, redis_url, tmp, push=True) as (port, _):
+        con = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+        times, statuses, applied = [], [], 0
+        began = time.perf_counter()
+        for body in bodies:
+            sent = time.perf_counter()
+            status, data = send(con, "POST", "/events", body)
+            times.append((time.perf_counter() - sent) * 1000)
+            statuses.append(status)
+            applied += json.loads(data).get("applied", 0) if status == 200 else 0
+        seconds = time.perf_counter() - began
+        con.close()
+    ms = np.array(times)
+    row = {"store": backend, "endpoint": f"POST /events x{PUSH_BATCH}", "events": len(events), "requests": len(bodies),
+           "applied": applied, "seconds": seconds, "events_per_second": len(events) / seconds,
+           "p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)), "max_ms": float(ms.max()),
+           "non_200": sum(s != 200 for s in statuses)}
+    print(f"\n3. push, {backend} store: {len(events):,} events in {len(bodies)} requests of {PUSH_BATCH}: "
+          f"{seconds:.1f} s, {row['events_per_second']:,.0f} events/s, request p50 {row['p50_ms']:.1f} ms, "
+          f"p99 {row['p99_ms']:.1f} ms, {applied:,} applied, non-200: {row['non_200']}")
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.online", description=__doc__.splitlines()[0])
     # the rates the serving goals are set at (p99 within 2 ms for GET, 10 ms for POST); one worker
@@ -228,13 +279,16 @@ def main() -> None:
     parser.add_argument("--get-seconds", type=float, default=10.0)
     parser.add_argument("--post-rate", type=float, default=100.0, help="POST /predict requests per second")
     parser.add_argument("--post-seconds", type=float, default=10.0)
+    parser.add_argument("--batch-rate", type=float, default=20.0, help=f"POST /features calls of {BATCH} ids per second")
+    parser.add_argument("--batch-seconds", type=float, default=10.0)
     parser.add_argument("--connections", type=int, default=32, help="keep-alive connections of the load generator")
     parser.add_argument("--redis-url", default=load_settings().online.with_environment().redis_url)
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--serve", nargs=3, metavar=("BACKEND", "TARGET", "PORT"), help=argparse.SUPPRESS)
+    parser.add_argument("--push", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
-        return serve(args.serve[0], args.serve[1], int(args.serve[2]), args.redis_url)
+        return serve(args.serve[0], args.serve[1], int(args.serve[2]), args.redis_url, push=args.push)
 
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"machine: {os.cpu_count()} CPUs ({cpus} usable), Python {platform.python_version()} "
@@ -274,12 +328,27 @@ def main() -> None:
                 store.clear()
                 store.close()
 
+        path = tmp / "push.sqlite"
+        SqliteOnlineStore(path).close()
+        serving.append(push_throughput("sqlite", str(path), args.redis_url, tmp, events, args))
+        if not redis_unreachable(args.redis_url):
+            store = RedisOnlineStore.from_url(args.redis_url, f"tarmac-bench-{uuid.uuid4().hex[:8]}")
+            try:
+                serving.append(push_throughput("redis", store.prefix, args.redis_url, tmp, events, args))
+            finally:
+                store.clear()
+                store.close()
+
     print("\nsummary")
     for row in speed:
         print(f"   {row['path']:30s} " + (f"skipped: {row['skipped']}" if row["seconds"] is None else
               f"{row['events_per_second']:,.0f} events/s, {row['time_vs_alone']:.2f}x the time of (a)"))
     for row in serving:
         label = f"{row['store']} {row['endpoint']}" + (f" at {row['rate']:g}/s" if "rate" in row else "")
+        if "events_per_second" in row:
+            print(f"   {label:30s} {row['events_per_second']:,.0f} events/s, request p50 {row['p50_ms']:.1f} ms, "
+                  f"p99 {row['p99_ms']:.1f} ms, {row['non_200']} non-200")
+            continue
         print(f"   {label:30s} " + (f"skipped: {row['skipped']}" if "skipped" in row else
               f"{row['achieved']:6.1f}/s achieved, p50 {row['p50_ms']:7.1f} ms, p99 {row['p99_ms']:7.1f} ms, "
               f"max {row['max_ms']:7.1f} ms, {row['non_200']} non-200"))

@@ -178,8 +178,8 @@ def goal_figures(results: dict) -> dict[str, tuple[float | None, str]]:
         if "alone" in t["path"] and t.get("events_per_second"):
             figures["speed"] = (t["events_per_second"], "")
     for r in online.get("latency", []):
-        if r.get("store") == "sqlite" and "p99_ms" in r:
-            name = "get" if r["endpoint"].startswith("GET") else "post"
+        name = {"GET /features": "get", "POST /predict": "post"}.get(r["endpoint"])
+        if r.get("store") == "sqlite" and "p99_ms" in r and name:
             figures[name] = (r["p99_ms"], f"at {r['rate']:g}/s")
     return figures
 
@@ -346,7 +346,9 @@ def write_report(results: dict, out: Path) -> None:
             if t.get("seconds") and "alone" in t["path"]:
                 rows.append(["speed layer, events/s (alone)", f"{t['events_per_second']:,.0f}"])
         for r in online.get("latency", []):
-            if "p50_ms" in r:
+            if "events_per_second" in r:
+                rows.append([f"push {r['endpoint']}, {r['store']} store: events/s", f"{r['events_per_second']:,.0f}"])
+            elif "p50_ms" in r:
                 rows.append([f"serving {r['endpoint']} at {r['rate']:g}/s, {r['store']} store: p50 / p99",
                              f"{r['p50_ms']:.1f} / {r['p99_ms']:.1f} ms"])
     lines += ["## Summary", "", *_table(["figure", "measured"], rows)]
@@ -512,7 +514,17 @@ def write_report(results: dict, out: Path) -> None:
              f"{r['p99_ms']:.1f} ms", f"{r['max_ms']:.1f} ms", str(r["non_200"])]
             if "p50_ms" in r else [r["store"], r["endpoint"], f"{r.get('rate', 0):g}/s", f"skipped: {r['skipped']}",
                                    "", "", "", ""]
-            for r in online["latency"]])
+            for r in online["latency"] if "events_per_second" not in r])
+        pushed = [r for r in online["latency"] if "events_per_second" in r]
+        if pushed:
+            lines += ["Push: silver's events of the same days sent to `POST /events` of a server hosting the speed "
+                      "layer (online.stream push), into an empty store, one request after another as a producer "
+                      "waiting for each answer sends them.", ""]
+            lines += _table(["store", "endpoint", "events", "requests", "seconds", "events/s", "request p50",
+                             "request p99", "non-200"], [
+                [r["store"], r["endpoint"], f"{r['events']:,}", str(r["requests"]), f"{r['seconds']:.1f}",
+                 f"{r['events_per_second']:,.0f}", f"{r['p50_ms']:.1f} ms", f"{r['p99_ms']:.1f} ms", str(r["non_200"])]
+                for r in pushed])
     lines += _engines(results.get("engines"))
     if results.get("quality_checks"):
         text = [line for line in results["quality_checks"].splitlines() if not _noise(line)]

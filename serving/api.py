@@ -1,19 +1,26 @@
-"""The serving API: a flight's features and its delay probability, from the online store.
+"""The serving API: flights' features and delay probabilities from the online store, and a push
+endpoint for the events that feed it.
 
-    GET  /features/{flight_id}?as_of=...  the flight's features as of an instant (default: its
-                                          prediction_ts), from the speed layer's histories
-    POST /predict                         flight fields -> delay probability, the model version and
-                                          the features it was given
-    GET  /health                          the store, its watermark and the champion version
+    GET  /features/{flight_id}   a flight's features as of an instant (default: its prediction time)
+    POST /features               many flights' features in one round trip
+    POST /predict                a flight (or a list) -> delay probability, from the champion model
+    POST /events                 departures, cancellations and weather observations, applied by the
+                                 speed layer (serving/push.py)
+    GET  /feature-services       the feature set of each model version, and whether it can be served
+    GET  /health                 the store, its watermark and the champion version
+    GET  /metrics                Prometheus metrics (serving/observability.py)
+
+The contract (serving/contract.py) is the OpenAPI document at /openapi.json: every constraint it
+states is what the endpoints enforce, and every error, 4xx and 5xx, is one JSON shape (Problem)
+with a one-line `detail`: 422 for a malformed request, 404 for an unknown flight or feature
+service, 409 when the online store cannot give exact values for that instant or does not hold
+the feature versions a service needs, 413 for a body over online.serve.max_body_bytes, 401
+without the bearer token when TARMAC_API_TOKEN is set, 503 when there is no champion model or the
+online store does not answer. A store unreachable at start-up is a start-up error (StartupError),
+not a server that answers 500s.
 
 Features are read exactly as the parity check reads them (tarmac/online/retrieval.py), and the
 champion gives the probability batch scoring gives, computed for one row (tarmac/ml/scoring.py).
-Bad input gets a 4xx whose `detail` says what was wrong: 422 for a malformed request (a time
-outside 1970-01-01..2100-01-01 UTC included), 404 for an unknown flight, 409 when the online store
-cannot give exact values for that instant, 413 for a body over online.serve.max_body_bytes, 401
-without the bearer token when TARMAC_API_TOKEN is set; 503 when there is no champion model or the
-online store does not answer. A store unreachable at start-up is a start-up error (StartupError),
-not a server that answers 500s.
 """
 
 from __future__ import annotations
@@ -22,24 +29,51 @@ import gc
 import hmac
 import logging
 import os
-import re
 import sqlite3
 import threading
 import time
+from collections.abc import Mapping
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
-from typing import Any
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import pandas as pd
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import AwareDatetime, BaseModel, Field, ValidationInfo, field_validator
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from threadpoolctl import threadpool_limits
 
-from tarmac.features.registry import feature_registry, feature_versions
+from serving.contract import (
+    FLIGHT_ID_FORM,
+    FLIGHT_ID_PATTERN,
+    INSTANT_FORM,
+    INSTANT_PATTERN,
+    MAX_BATCH,
+    FeaturesBatchItem,
+    FeaturesBatchRequest,
+    FeaturesBatchResponse,
+    FeatureService,
+    FeatureVector,
+    FieldError,
+    Health,
+    ModelInfo,
+    PredictBatchItem,
+    Prediction,
+    PredictRequest,
+    Problem,
+    PushRequest,
+    PushResult,
+    parse_instant,
+)
+from serving.observability import Metrics, Observe, request_id
+from tarmac.features.registry import feature_versions
 from tarmac.ml.registry import ModelRegistry
 from tarmac.online.events import from_us, to_us
 from tarmac.online.retrieval import FLIGHT, FeaturesNotAvailable, OnlineFeatures, open_online_store
@@ -49,25 +83,12 @@ from tarmac.paths import LOCAL_TIMEZONE, TarmacPaths
 from tarmac.settings.loader import load_settings
 from tarmac.settings.online import OnlineSettings
 
-# matched whole (fullmatch), ASCII digits only: "...\n" or full-width digits are not an id
-FLIGHT_ID = re.compile(r"[A-Z0-9]{2}-[0-9]{1,4}-[A-Z]{3}-[0-9]{8}", re.ASCII)
+if TYPE_CHECKING:
+    from serving.push import PushHost
+
 LOCAL = ZoneInfo(LOCAL_TIMEZONE)
 TOKEN_ENV = "TARMAC_API_TOKEN"
 log = logging.getLogger("tarmac.serving")
-
-# Every time a request gives (and the prediction time, sched_dep_ts - horizon) must lie in this
-# range: far inside what the store's microsecond timestamps (pandas, 1677..2262) can represent.
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(2100, 1, 1, tzinfo=UTC)
-EARLIEST_US, LATEST_US = to_us(EARLIEST), to_us(LATEST)
-ACCEPTED_RANGE = "instants from 1970-01-01T00:00:00Z to 2100-01-01T00:00:00Z"
-
-
-def _out_of_range(field: str, moment: datetime) -> str | None:
-    """Why `moment` (tz-aware) is refused, or None. Compared as instants: no conversion can overflow."""
-    if EARLIEST <= moment <= LATEST:
-        return None
-    return f"{field} {moment.isoformat()} is outside the accepted range: {ACCEPTED_RANGE}"
 
 
 def _store_errors() -> tuple[type[Exception], ...]:
@@ -154,11 +175,11 @@ class BodySizeLimit:
 
     def _too_large(self, size: str) -> BodyTooLarge:
         return BodyTooLarge(f"the request body ({size}) is larger than the {self.max_body_bytes:,} bytes this API "
-                            "accepts (online.serve.max_body_bytes): a request describes one flight")
+                            "accepts (online.serve.max_body_bytes): send fewer flights per request")
 
     @staticmethod
     async def _respond(scope: Scope, receive: Receive, send: Send, error: HTTPException) -> None:
-        await JSONResponse({"detail": error.detail}, error.status_code, headers=error.headers)(scope, receive, send)
+        await problem_response(error.status_code, error.detail, error.headers)(scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -218,7 +239,8 @@ def _freeze_heap() -> None:
 
 
 class Champion:
-    """The registry's champion, loaded at start-up and looked up again every `refresh_seconds`.
+    """The registry's champion and every model version's feature set, loaded at start-up and looked
+    up again every `refresh_seconds`.
 
     The look-up runs in a thread of its own, never in a request: it is an MLflow query, and a new
     version a load of seconds, which the endpoints (coroutines on the event loop) would otherwise
@@ -231,6 +253,7 @@ class Champion:
         self._checked = float("-inf")
         self._looking = False
         self._current: tuple[str, str, Any] | None = None  # (name, version, model), replaced whole
+        self._feature_sets: tuple[str, dict[str, dict[str, int]]] | None = None  # (model name, version -> set)
 
     def load(self) -> None:
         """Look the champion up now and wait for it (start-up)."""
@@ -245,6 +268,10 @@ class Champion:
                     threading.Thread(target=self._refresh_in_background, name="champion-refresh", daemon=True).start()
         return self._current
 
+    def feature_sets(self) -> tuple[str, dict[str, dict[str, int]]] | None:
+        """(model name, {version: {feature: version trained with}}) as last looked up."""
+        return self._feature_sets
+
     def _refresh_in_background(self) -> None:
         try:
             self._refresh()
@@ -258,6 +285,7 @@ class Champion:
             return
         registry = ModelRegistry.from_settings(self.paths)
         version = registry.champion_version()
+        self._feature_sets = (registry.model_name, registry.feature_sets())
         if version is not None and (self._current is None or version != self._current[1]):
             from tarmac.ml.scoring import row_scorer  # scikit-learn: only once there is a model
 
@@ -267,59 +295,76 @@ class Champion:
             _freeze_heap()
 
 
-class PredictRequest(BaseModel):
-    """A flight as the schedule gives it; features are looked up as of its prediction time."""
-
-    carrier: str = Field(pattern=r"^[A-Z0-9]{2}$", description="Two-letter carrier code, e.g. UA.")
-    flight: int = Field(ge=1, le=9999, description="Flight number.")
-    origin: str = Field(description="Origin airport.")
-    dest: str = Field(pattern=r"^[A-Z]{3}$", description="Destination airport (FAA code).")
-    sched_dep_ts: AwareDatetime = Field(
-        description="Scheduled departure, with its UTC offset, between 1970-01-01 and 2100-01-01 UTC."
-    )
-    tailnum: str | None = Field(default=None, max_length=8, description="Tail number, if known.")
-    distance: int | None = Field(default=None, ge=1, le=10_000, description="Miles.")
-    as_of: AwareDatetime | None = Field(
-        default=None, description="Read features as of this instant instead of sched_dep_ts - horizon."
-    )
-
-    @field_validator("sched_dep_ts", "as_of")
-    @classmethod
-    def _in_range(cls, moment: datetime | None, info: ValidationInfo) -> datetime | None:
-        if moment is not None and (reason := _out_of_range(info.field_name, moment)):
-            raise ValueError(reason)
-        return moment
-
-    @field_validator("origin")
-    @classmethod
-    def _known_origin(cls, origin: str) -> str:
-        allowed = feature_registry()["origin"].isin or ()
-        if allowed and origin not in allowed:
-            raise ValueError(f"{origin!r} is not an origin the model knows ({', '.join(allowed)})")
-        return origin
-
-    def flight_record(self) -> dict[str, Any]:
-        """The request as the record gold's features read (silver.flights' columns)."""
-        local = self.sched_dep_ts.astimezone(LOCAL)
-        return {
-            "flight_id": f"{self.carrier}-{self.flight}-{self.origin}-{local:%Y%m%d}",
-            "flight_date": local.date().isoformat(), "year": local.year, "month": local.month, "hour": local.hour,
-            "carrier": self.carrier, "flight": self.flight, "origin": self.origin, "dest": self.dest,
-            "tailnum": self.tailnum, "distance": self.distance,
-            "sched_dep_ts": pd.Timestamp(self.sched_dep_ts).tz_convert("UTC").isoformat(),
-        }
+ALL_FEATURES = "all"  # the service of every registry feature at its current version
 
 
-def _parse_instant(text: str) -> int:
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise HTTPException(422, f"as_of {text!r} is not an ISO 8601 time such as 2013-06-10T08:00:00Z") from None
-    if moment.tzinfo is None:
-        raise HTTPException(422, f"as_of {text!r} has no time zone: give an offset such as Z or -04:00")
-    if reason := _out_of_range("as_of", moment):
-        raise HTTPException(422, reason)
-    return to_us(moment)
+class ApiError(Exception):
+    """A request that cannot be answered as asked: the status and the one line that says why."""
+
+    def __init__(self, status: int, detail: str, headers: dict[str, str] | None = None):
+        super().__init__(detail)
+        self.status, self.detail, self.headers = status, detail, headers
+
+
+def problem(status: int, detail: str, errors: list[FieldError] | None = None) -> Problem:
+    title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    return Problem(status=status, title=title, detail=detail, request_id=request_id.get(), errors=errors or [])
+
+
+def problem_response(status: int, detail: str, headers: Mapping[str, str] | None = None,
+                     errors: list[FieldError] | None = None) -> JSONResponse:
+    return JSONResponse(problem(status, detail, errors).model_dump(mode="json"), status, headers=dict(headers or {}))
+
+
+def _location(loc: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _field_error(error: Mapping[str, Any]) -> FieldError:
+    """One of pydantic's errors as the contract words it: a pattern named by what it stands for."""
+    loc, kind, message = tuple(error.get("loc", ())), error.get("type", "invalid"), error.get("msg", "invalid")
+    value = error.get("input")
+    if kind == "value_error":  # our validators' own sentences
+        message = str(error.get("ctx", {}).get("error", message)).removeprefix("Value error, ")
+    elif kind == "string_pattern_mismatch" and loc and loc[-1] == "flight_id":
+        message = f"{value!r} is not a flight id: {FLIGHT_ID_FORM}"
+    elif kind == "string_pattern_mismatch" and loc and loc[-1] == "as_of":
+        message = f"as_of {value!r} is not {INSTANT_FORM}"
+    elif kind in ("enum", "literal_error", "string_pattern_mismatch", "int_type", "int_parsing", "missing",
+                  "extra_forbidden") and "input" in error and kind != "missing":
+        message = f"{message} (got {value!r})"[:300]
+    return FieldError(location=_location(loc), message=message, type=kind)
+
+
+def _one_branch(errors: list[Mapping[str, Any]], body: Any) -> list[Mapping[str, Any]]:
+    """A body that may be one flight or a list of them (POST /predict) is judged as what it is:
+    pydantic reports each member of the union; keep the member the body's JSON type chose."""
+    kept = []
+    for error in errors:
+        loc = tuple(error.get("loc", ()))
+        if len(loc) > 1 and loc[0] == "body" and isinstance(loc[1], str) and (
+                loc[1] in UNION_MEMBERS or loc[1].startswith("list[")):
+            if loc[1].startswith("list[") != isinstance(body, list):
+                continue
+            error = {**error, "loc": (loc[0], *loc[2:])}
+        kept.append(error)
+    return kept or errors
+
+
+UNION_MEMBERS = {"PredictRequest"}
+
+
+def _service_error(name: str, services: Mapping[str, FeatureService]) -> ApiError:
+    known = ", ".join(sorted(services)) or "none"
+    return ApiError(404, f"no feature service named {name!r}: GET /feature-services lists them ({known})")
+
+
+def _stale(service: FeatureService) -> ApiError:
+    held = feature_versions()
+    wanted = ", ".join(f"{f} v{v} (the store holds {'v' + str(held[f]) if f in held else 'none'})"
+                       for f, v in service.features.items() if f in service.stale)
+    return ApiError(409, f"feature service {service.name} needs feature versions the online store does not hold: "
+                         f"{wanted}; retrain the model on the current features, or serve a model that uses them")
 
 
 def create_app(
@@ -328,12 +373,14 @@ def create_app(
     store: OnlineStore | None = None,
     horizon_minutes: int | None = None,
     api_token: str | None = None,
+    push: PushHost | None = None,
 ) -> FastAPI:
     """The API over the configured online store (or `store`), with the registry's champion.
 
-    `api_token` (default: the environment's TARMAC_API_TOKEN; "" for none) makes /features and
-    /predict require `Authorization: Bearer <token>`. Start-up (the lifespan) raises StartupError
-    when the store does not answer."""
+    `api_token` (default: the environment's TARMAC_API_TOKEN; "" for none) makes every endpoint
+    but /health and /metrics require `Authorization: Bearer <token>`. `push` is the speed layer
+    POST /events applies events through (serving/push.py); without it, POST /events answers 409.
+    Start-up (the lifespan) raises StartupError when the store does not answer."""
     from tarmac.features.offline_store import default_horizon_minutes  # dagster-dbt: only without a horizon given
 
     online = (online or load_settings().online).with_environment()
@@ -343,6 +390,7 @@ def create_app(
     token = os.environ.get(TOKEN_ENV, "") if api_token is None else api_token
     if token != "".join(token.split()):
         raise StartupError(f"{TOKEN_ENV} must not hold whitespace: a bearer token is sent as one word")
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -354,121 +402,286 @@ def create_app(
             app.state.features = OnlineFeatures(app.state.store)
             app.state.champion = Champion(paths, online.serve.model_refresh_seconds)
             app.state.champion.load()  # now, not on the first request
+            app.state.push = push
+            if push is not None:
+                push.start(app.state.store)
             _freeze_heap()
             yield
         finally:
+            log.warning("serving API: stopping: the requests in flight are answered; closing the online store")
+            if push is not None:
+                push.stop()
             if store is None:
                 app.state.store.close()
 
-    app = FastAPI(title="Tarmac serving", version="1", lifespan=lifespan)
+    error_responses: dict[int | str, dict[str, Any]] = {
+        status: {"model": Problem, "description": description} for status, description in {
+            400: "The body is not JSON, or its Content-Length is not a number.",
+            404: "Unknown flight or feature service.",
+            409: "The online store cannot give exact values for that instant, or lacks the service's feature versions.",
+            413: "The request body is larger than online.serve.max_body_bytes.",
+            422: "The request does not match the contract: `errors` names each invalid field.",
+            503: "The online store does not answer, or no model holds the champion alias.",
+        }.items()}
+    if token:
+        error_responses[401] = {"model": Problem, "description": f"No bearer token, or not the one in {TOKEN_ENV}."}
+
+    app = FastAPI(
+        title="Tarmac serving", version="2", lifespan=lifespan, responses=error_responses,
+        description="Point-in-time-correct flight features and delay probabilities from the online store. "
+                    "Every error is a Problem; times are RFC 3339 instants with their offset, years 1970 to 2099.",
+    )
     app.add_middleware(BodySizeLimit, max_body_bytes=online.serve.max_body_bytes)
+    app.add_middleware(Observe, metrics=metrics)
+    app.state.metrics = metrics
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        detail = str(error.detail)
+        if error.status_code == 400 and detail == "There was an error parsing the body":  # FastAPI's words
+            detail = "the request body is not JSON: send one JSON document, Content-Type application/json"
+        return problem_response(error.status_code, detail, error.headers)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, error: ApiError) -> JSONResponse:
+        return problem_response(error.status, error.detail, error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+        errors = [_field_error(e) for e in _one_branch(error.errors(), error.body)]
+        detail = "; ".join(f"{e.location}: {e.message}" for e in errors) or "the request does not match the contract"
+        return problem_response(422, detail, errors=errors)
 
     def unavailable(error: Exception) -> str:
-        log.warning("online store (%s) error: %s: %s", app.state.store.backend, type(error).__name__, _one_line(error))
-        return (f"the online store ({app.state.store.backend}) is unavailable: {type(error).__name__}: "
+        backend = app.state.store.backend
+        metrics.store_errors.labels(backend, type(error).__name__).inc()
+        log.warning("online store (%s) error: %s: %s", backend, type(error).__name__, _one_line(error))
+        return (f"the online store ({backend}) is unavailable: {type(error).__name__}: "
                 f"{_one_line(error).rstrip('.')}; try again when it is back")
 
     async def store_unavailable(request: Request, error: Exception) -> JSONResponse:
-        return JSONResponse({"detail": unavailable(error)}, status_code=503)
+        return problem_response(503, unavailable(error))
 
     for error_class in STORE_ERRORS:
         app.add_exception_handler(error_class, store_unavailable)
+
+    @app.exception_handler(Exception)
+    async def server_error(request: Request, error: Exception) -> JSONResponse:
+        log.exception("serving API: %s %s failed", request.method, request.url.path)
+        return problem_response(500, f"the server failed: {type(error).__name__}; the log has it under this request's id")
 
     bearer = HTTPBearer(auto_error=False, description=f"the token in {TOKEN_ENV}")
 
     async def require_token(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
         if credentials is None:
-            raise HTTPException(401, "this API needs `Authorization: Bearer <token>` (the server's TARMAC_API_TOKEN)",
-                                headers={"WWW-Authenticate": "Bearer"})
+            raise ApiError(401, "this API needs `Authorization: Bearer <token>` (the server's TARMAC_API_TOKEN)",
+                           headers={"WWW-Authenticate": "Bearer"})
         # the header's bytes (Starlette decodes them as latin-1) against the token's UTF-8
         if not hmac.compare_digest(credentials.credentials.encode("latin-1"), token.encode("utf-8")):
-            raise HTTPException(401, "the bearer token is not this API's token",
-                                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+            raise ApiError(401, "the bearer token is not this API's token",
+                           headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
 
     protected = [Depends(require_token)] if token else []
 
-    def vector(record: dict[str, Any], as_of_us: int) -> dict[str, Any]:
-        try:
-            return app.state.features.for_flight(record, as_of_us)
-        except FeaturesNotAvailable as reason:
-            raise HTTPException(409, str(reason)) from None
-
-    @app.get("/health", response_model=None)
-    def health() -> dict[str, Any] | JSONResponse:
-        try:
-            coverage = app.state.store.coverage()
-            flights = app.state.store.count_records(FLIGHT)
-        except STORE_ERRORS as error:
-            return JSONResponse({"status": "unavailable", "store": app.state.store.backend,
-                                 "detail": unavailable(error)}, status_code=503)
+    def services() -> dict[str, FeatureService]:
+        """Every feature service: `all`, and one per model version that logged its feature versions."""
+        held = feature_versions()
         champion = app.state.champion.get()
-        return {
-            "status": "ok",
-            "store": app.state.store.backend,
-            "watermark": from_us(coverage.watermark_us).isoformat() if coverage.watermark_us is not None else None,
-            "flights": flights,
-            "model": {"name": champion[0], "version": champion[1]} if champion else None,
-        }
+        found = {ALL_FEATURES: FeatureService(name=ALL_FEATURES, model_name="", model_version="", champion=False,
+                                              servable=True, features=held, stale=[])}
+        sets = app.state.champion.feature_sets() if hasattr(app.state.champion, "feature_sets") else None
+        if sets is not None:
+            model_name, by_version = sets
+            for version, features in by_version.items():
+                stale = [f for f, v in features.items() if held.get(f) != v]
+                name = f"{model_name}@{version}"
+                found[name] = FeatureService(
+                    name=name, model_name=model_name, model_version=version,
+                    champion=champion is not None and champion[1] == version, servable=not stale,
+                    features=dict(features), stale=stale)
+        return found
 
-    # The two endpoints are coroutines: their work is a few reads of the online store (SQLite in WAL
-    # mode, where a read does not wait for the speed layer's writes, or Redis on a short round
-    # trip) and, for /predict, a tree walk of a tenth of a millisecond. Run on the event loop, a
-    # request costs no hop to the thread pool and back, nor the wait for the GIL between the two
-    # threads that came with it. /health stays a function: it counts the flights.
-    @app.get("/features/{flight_id}", dependencies=protected)
-    async def features(
-        flight_id: str,
-        as_of: str | None = Query(default=None, description="ISO 8601 instant with an offset; default prediction_ts"),
-    ) -> dict[str, Any]:
-        if not FLIGHT_ID.fullmatch(flight_id):
-            raise HTTPException(422, f"{flight_id!r} is not a flight id: carrier-flight-origin-YYYYMMDD, "
-                                     "e.g. UA-1545-EWR-20130101")
-        requested_us = None if as_of is None else _parse_instant(as_of)  # the request's own faults first
+    def resolve(name: str | None) -> FeatureService:
+        """The named service, or the champion's (`all` without one); ApiError 404 or 409."""
+        known = services()
+        if name is None:
+            champion = app.state.champion.get()
+            name = f"{champion[0]}@{champion[1]}" if champion is not None else ALL_FEATURES
+            if name not in known:  # a champion whose feature versions were never logged
+                name = ALL_FEATURES
+        service = known.get(name)
+        if service is None:
+            raise _service_error(name, known)
+        if not service.servable:
+            raise _stale(service)
+        return service
+
+    def vector(flight_id: str, as_of_us: int | None, service: FeatureService) -> FeatureVector:
         record = app.state.store.get_record(FLIGHT, flight_id)
         if record is None:
-            raise HTTPException(404, f"flight {flight_id} is not in the online store: its day must be loaded "
-                                     "(materialize online/flights for it)")
+            raise ApiError(404, f"flight {flight_id} is not in the online store: its day must be loaded "
+                                "(materialize online/flights for it)")
         prediction_us = to_us(pd.Timestamp(record["prediction_ts"]))
-        as_of_us = prediction_us if requested_us is None else requested_us
+        as_of_us = prediction_us if as_of_us is None else as_of_us
         try:
             values, source = app.state.features.for_flight(record, as_of_us), "stream"
         except FeaturesNotAvailable as reason:
             # the batch vector answers for the prediction time itself; any other instant needs the stream
             if as_of_us != prediction_us or "batch" not in record:
-                raise HTTPException(409, str(reason)) from None
+                raise ApiError(409, str(reason)) from None
             values, source = record["batch"], "batch"
-        return {
-            "flight_id": flight_id, "as_of": from_us(as_of_us).isoformat(),
-            "prediction_ts": record["prediction_ts"], "source": source,
-            "features": values, "feature_versions": feature_versions(),
-        }
+        return FeatureVector(
+            flight_id=flight_id, as_of=from_us(as_of_us).isoformat(), prediction_ts=record["prediction_ts"],
+            source=source, service=service.name,
+            features={name: values[name] for name in service.features if name in values},
+            feature_versions=dict(service.features))
 
-    @app.post("/predict", dependencies=protected)
-    async def predict(request: PredictRequest) -> dict[str, Any]:
+    @app.get("/health", response_model=Health, responses={503: {"model": Health, "description": "The store does not answer."}})
+    def health() -> Health | JSONResponse:
+        """The store, its watermark, how many flights it holds and the champion. Open without a token."""
+        try:
+            coverage = app.state.store.coverage()
+            flights = app.state.store.count_records(FLIGHT)
+        except STORE_ERRORS as error:
+            return JSONResponse(Health(status="unavailable", store=app.state.store.backend,
+                                       detail=unavailable(error)).model_dump(mode="json"), status_code=503)
+        champion = app.state.champion.get()
+        return Health(
+            status="ok", store=app.state.store.backend,
+            watermark=from_us(coverage.watermark_us).isoformat() if coverage.watermark_us is not None else None,
+            flights=flights, model=ModelInfo(name=champion[0], version=champion[1]) if champion else None)
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    def watermark_us() -> int | None:
+        try:
+            return app.state.store.coverage().watermark_us
+        except STORE_ERRORS:
+            return None
+
+    metrics.watch(watermark_us, lambda: (lambda c: (c[0], c[1]) if c else None)(app.state.champion.get()))
+
+    # The feature and predict endpoints are coroutines: their work is a few reads of the online
+    # store (SQLite in WAL mode, where a read does not wait for the speed layer's writes, or Redis
+    # on a short round trip) and, for /predict, a tree walk of a tenth of a millisecond. Run on the
+    # event loop, a request costs no hop to the thread pool and back, nor the wait for the GIL
+    # between the two threads that came with it. /health stays a function: it counts the flights.
+    @app.get("/features/{flight_id}", dependencies=protected, response_model=FeatureVector)
+    async def features(
+        flight_id: str = PathParam(pattern=FLIGHT_ID_PATTERN, description=f"The flight: {FLIGHT_ID_FORM}.",
+                                   examples=["AA-100-LGA-20130609"]),
+        as_of: str = Query(default=None, pattern=INSTANT_PATTERN, json_schema_extra={"format": "date-time"},
+                           description=f"Read the features as of this instant, {INSTANT_FORM} (default: the "
+                                       "flight's prediction time)."),
+        service: str = Query(default=None, max_length=200, description="The feature service (default: the "
+                             "champion's; `all` for every feature): GET /feature-services lists them."),
+    ) -> FeatureVector:
+        """A flight's features as of an instant, from the online store."""
+        try:
+            requested_us = None if as_of is None else to_us(parse_instant(as_of, "as_of"))
+        except ValueError as reason:  # matches the pattern, but is no date (2013-02-30)
+            raise ApiError(422, str(reason)) from None
+        return vector(flight_id, requested_us, resolve(service))
+
+    @app.post("/features", dependencies=protected, response_model=FeaturesBatchResponse)
+    async def features_batch(request: FeaturesBatchRequest) -> FeaturesBatchResponse:
+        """Many flights' features in one round trip: each item is what GET /features/{flight_id} would
+        answer for it, its status and either its vector or its error."""
+        service = resolve(request.service)  # one service for the batch: its error is the whole request's
+        results = []
+        for query in request.flights:
+            try:
+                found = vector(query.flight_id, None if query.as_of is None else to_us(query.as_of), service)
+                results.append(FeaturesBatchItem(flight_id=query.flight_id, status=200, vector=found))
+            except ApiError as error:
+                results.append(FeaturesBatchItem(flight_id=query.flight_id, status=error.status,
+                                                 error=problem(error.status, error.detail)))
+        return FeaturesBatchResponse(results=results)
+
+    def predict_one(request: PredictRequest, champion: tuple[str, str, Any], service: FeatureService) -> Prediction:
         from tarmac.ml.scoring import row_scorer  # scikit-learn: only once a model is loaded
 
         prediction_us = to_us(request.sched_dep_ts) - horizon_us
-        if not EARLIEST_US <= prediction_us <= LATEST_US:
-            raise HTTPException(422, f"sched_dep_ts {request.sched_dep_ts.isoformat()} less the "
-                                     f"{horizon_minutes}-minute horizon is {from_us(prediction_us).isoformat()}, "
-                                     f"outside the accepted range of prediction times: {ACCEPTED_RANGE}")
-        record = request.flight_record()
-        as_of_us = to_us(request.as_of) if request.as_of is not None else prediction_us
-        if as_of_us > prediction_us:
-            raise HTTPException(422, f"as_of {from_us(as_of_us).isoformat()} is after the prediction time "
-                                     f"{from_us(prediction_us).isoformat()} (sched_dep_ts - horizon): "
-                                     "features must not see later events")
-        values = vector(record, as_of_us)
+        as_of_us = prediction_us - request.lookback_minutes * 60_000_000
+        record = flight_record(request)
+        try:
+            values = app.state.features.for_flight(record, as_of_us)
+        except FeaturesNotAvailable as reason:
+            raise ApiError(409, str(reason)) from None
+        name, version, model = champion
+        return Prediction(
+            flight_id=record["flight_id"], prediction_ts=from_us(prediction_us).isoformat(),
+            as_of=from_us(as_of_us).isoformat(), delay_probability=row_scorer(model)(values),
+            model_name=name, model_version=version, service=service.name, features=values)
+
+    def serving_champion() -> tuple[tuple[str, str, Any], FeatureService]:
         champion = app.state.champion.get()
         if champion is None:
-            raise HTTPException(503, "no model holds the champion alias in the registry: train one "
-                                     "(materialize ml/flight_delay_model, or make backfill)")
-        name, version, model = champion
-        probability = row_scorer(model)(values)
-        return {
-            "flight_id": record["flight_id"], "prediction_ts": from_us(prediction_us).isoformat(),
-            "as_of": from_us(as_of_us).isoformat(), "delay_probability": probability,
-            "model_name": name, "model_version": version, "features": values,
-        }
+            raise ApiError(503, "no model holds the champion alias in the registry: train one "
+                                "(materialize ml/flight_delay_model, or make backfill)")
+        known = services()
+        service = known.get(f"{champion[0]}@{champion[1]}", known[ALL_FEATURES])
+        if not service.servable:
+            raise _stale(service)
+        return champion, service
+
+    @app.post("/predict", dependencies=protected, response_model=Prediction | list[PredictBatchItem])
+    async def predict(
+        request: PredictRequest | Annotated[list[PredictRequest], Field(min_length=1, max_length=MAX_BATCH)],
+    ) -> Prediction | list[PredictBatchItem]:
+        """The champion's delay probability for a flight, from its features as of its prediction time
+        (sched_dep_ts less the horizon). A list of flights gets a list of items, each with its status
+        and either its prediction or its error."""
+        champion, service = serving_champion()
+        if not isinstance(request, list):
+            return predict_one(request, champion, service)
+        items = []
+        for one in request:
+            flight_id = flight_record(one)["flight_id"]
+            try:
+                items.append(PredictBatchItem(flight_id=flight_id, status=200,
+                                              prediction=predict_one(one, champion, service)))
+            except ApiError as error:
+                items.append(PredictBatchItem(flight_id=flight_id, status=error.status,
+                                              error=problem(error.status, error.detail)))
+        return items
+
+    @app.get("/feature-services", dependencies=protected, response_model=list[FeatureService])
+    async def feature_services() -> list[FeatureService]:
+        """Every feature service: `all` (every feature at the store's versions) and one per model
+        version, with whether the online store can serve it."""
+        return list(services().values())
+
+    @app.post("/events", dependencies=protected, response_model=PushResult)
+    def push_events(request: PushRequest) -> PushResult:
+        """Departures, cancellations and weather observations for the speed layer this server hosts
+        (online.stream: push): applied in event-time order after every event pushed before them,
+        once per event id, and answered with the online store's new watermark. A function, not a
+        coroutine: it writes the store, which the event loop must not wait for."""
+        host = app.state.push
+        if host is None:
+            raise ApiError(409, f"this server does not take pushed events: its speed layer reads the "
+                                f"{online.stream} stream (online.stream: {online.stream}); serve with online.stream: "
+                                "push (TARMAC_EVENT_STREAM=push) to push events over HTTP")
+        result, counts = host.apply(request)
+        for (kind, outcome), count in counts.items():
+            metrics.pushed.labels(kind, outcome).inc(count)
+        if result.late:
+            metrics.pushed.labels("all", "late").inc(result.late)
+        return result
 
     return app
+
+
+def flight_record(request: PredictRequest) -> dict[str, Any]:
+    """The request as the record gold's features read (silver.flights' columns)."""
+    local = request.sched_dep_ts.astimezone(LOCAL)
+    return {
+        "flight_id": f"{request.carrier}-{request.flight}-{request.origin}-{local:%Y%m%d}",
+        "flight_date": local.date().isoformat(), "year": local.year, "month": local.month, "hour": local.hour,
+        "carrier": request.carrier, "flight": request.flight, "origin": str(request.origin), "dest": request.dest,
+        "tailnum": request.tailnum, "distance": request.distance,
+        "sched_dep_ts": pd.Timestamp(request.sched_dep_ts).tz_convert("UTC").isoformat(),
+    }

@@ -23,6 +23,7 @@ from resources.training_gate import TrainingGateResource
 from tarmac.features.registry import feature_versions, features_fingerprint
 from tarmac.ml.monitoring import SCORE_REFERENCE_TAG
 from tarmac.ml.promotion import decide, failed_blocking_checks
+from tarmac.ml.registry import FEATURE_VERSIONS_TAG
 from tarmac.paths import PROJECT_ROOT
 from tarmac.quality.monitoring import inline_image
 from tarmac.settings.ml import DayRange, PromotionSettings, TimeSplit
@@ -173,7 +174,7 @@ def _lineage_tags(context: dg.AssetExecutionContext, split: TimeSplit, digest: s
         "tarmac/training_set_sha256": digest,
         "tarmac/code_version": ml_code_version(),
         "tarmac/git_commit": _git_commit(),
-        "tarmac/feature_versions": json.dumps(feature_versions(), sort_keys=True),
+        FEATURE_VERSIONS_TAG: json.dumps(feature_versions(), sort_keys=True),
         "tarmac/dagster_run_id": context.run.run_id,
     }
 

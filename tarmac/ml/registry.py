@@ -8,6 +8,7 @@ Dagster definitions load.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from tarmac.paths import TarmacPaths
 from tarmac.settings.loader import load_settings
 
 CHAMPION = "champion"
+# a model version's features and the versions it was trained with (JSON), set when it is logged
+FEATURE_VERSIONS_TAG = "tarmac/feature_versions"
 # Types inside a fitted HistGradientBoosting pipeline that skops does not trust by default. We wrote
 # the file ourselves, so they are trusted when it is saved and loaded.
 TRUSTED_TYPES = [
@@ -130,6 +133,16 @@ class ModelRegistry:
         except MlflowException:
             return None  # no registered model yet, or no version holds the alias
         return self.get(str(found.version))
+
+    def feature_sets(self) -> dict[str, dict[str, int]]:
+        """Each registered version's features at the versions it was trained with (its
+        tarmac/feature_versions tag), by version; a version without the tag is left out."""
+        found: dict[str, dict[str, int]] = {}
+        for version in self.client.search_model_versions(f"name = '{self.model_name}'"):
+            logged = (version.tags or {}).get(FEATURE_VERSIONS_TAG)
+            if logged:
+                found[str(version.version)] = {name: int(v) for name, v in json.loads(logged).items()}
+        return dict(sorted(found.items(), key=lambda item: int(item[0]) if item[0].isdigit() else item[0]))
 
     def promote(self, version: str) -> None:
         self.client.set_registered_model_alias(self.model_name, CHAMPION, version)

@@ -111,6 +111,9 @@ def run_configured_speed_layer(
     more), into the configured online store."""
     online = (online or load_settings().online).with_environment()
     paths = paths or TarmacPaths.from_env()
+    if online.stream == "push":
+        raise ValueError("online.stream is push: the serving API hosts the speed layer (python -m serving), fed by "
+                         "POST /events; a second speed layer would write the same histories")
     store = open_online_store(online, paths)
     try:
         if online.stream == "replay":

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from tarmac.online.speed_layer import FeatureChange
 
@@ -45,6 +45,15 @@ class Coverage:
         if self.stream_start_us is None:
             return None
         return max(self.stream_start_us + max_window_us, self.retained_from_us or self.stream_start_us)
+
+
+class PushLogEntry(NamedTuple):
+    """One entry of the push log: an event (its id, event time and JSON), or a watermark the
+    producer set (id None, the watermark as the time, payload "")."""
+
+    event_id: str | None
+    ts_us: int
+    payload: str
 
 
 @dataclass(frozen=True)
@@ -104,6 +113,20 @@ class OnlineStore(ABC):
     def count_records(self, entity: str) -> int: ...
 
     @abstractmethod
+    def log_pushed(self, entries: Sequence[PushLogEntry]) -> list[bool]:
+        """Append pushed events (and watermarks) to the push log, in order, in one transaction: an
+        event whose id the log already holds, or that an earlier entry of `entries` has, is not
+        appended (False in its place); a watermark (id None) always is."""
+
+    @abstractmethod
+    def pushed(self) -> list[PushLogEntry]:
+        """The push log, in the order it was appended."""
+
+    @abstractmethod
+    def trim_pushed(self, before_us: int) -> None:
+        """Forget pushed events older than `before_us` (event time), their ids with them."""
+
+    @abstractmethod
     def clear(self) -> None:
         """Remove everything this store holds (its file's tables, or its key prefix)."""
 
@@ -138,6 +161,11 @@ class SqliteOnlineStore(OnlineStore):
                 );
                 create index if not exists records_by_group on records (entity, record_group);
                 create table if not exists meta (name text primary key, value integer);
+                -- POST /events' log (serving/push.py): replayed at start-up; event ids are unique
+                create table if not exists push_log (
+                    seq integer primary key autoincrement, event_id text unique, ts_us integer not null,
+                    payload text not null
+                );
             """)
 
     def _set_meta(self, **values: int | None) -> None:
@@ -230,9 +258,45 @@ class SqliteOnlineStore(OnlineStore):
         with self._lock:
             return self._con.execute("select count(*) from records where entity = ?", (entity,)).fetchone()[0]
 
+    def log_pushed(self, entries: Sequence[PushLogEntry]) -> list[bool]:
+        ids = sorted({e.event_id for e in entries if e.event_id is not None})
+        with self._lock:
+            self._con.execute("begin")
+            try:
+                known = set()
+                for chunk in range(0, len(ids), 500):
+                    part = ids[chunk:chunk + 500]
+                    known.update(i for (i,) in self._con.execute(
+                        f"select event_id from push_log where event_id in ({', '.join('?' * len(part))})", part))
+                appended: list[bool] = []
+                rows = []
+                for entry in entries:
+                    new = entry.event_id is None or entry.event_id not in known
+                    if entry.event_id is not None:
+                        known.add(entry.event_id)
+                    if new:
+                        rows.append(tuple(entry))
+                    appended.append(new)
+                self._con.executemany("insert into push_log (event_id, ts_us, payload) values (?, ?, ?)", rows)
+                self._con.execute("commit")
+            except BaseException:
+                self._con.execute("rollback")
+                raise
+        return appended
+
+    def pushed(self) -> list[PushLogEntry]:
+        with self._lock:
+            rows = self._con.execute("select event_id, ts_us, payload from push_log order by seq").fetchall()
+        return [PushLogEntry(*row) for row in rows]
+
+    def trim_pushed(self, before_us: int) -> None:
+        with self._lock:
+            self._con.execute("delete from push_log where ts_us < ?", (before_us,))
+
     def clear(self) -> None:
         with self._lock:
-            self._con.executescript("delete from feature_history; delete from records; delete from meta;")
+            self._con.executescript("delete from feature_history; delete from records; delete from meta; "
+                                    "delete from push_log;")
 
     def close(self) -> None:
         with self._lock:
@@ -260,6 +324,43 @@ return #KEYS - 1
 """
 
 
+# Appends pushed entries: KEYS[1] the hash of known ids (id -> event time), KEYS[2] the log (a list);
+# ARGV a (id or "", time, payload) triple per entry. Returns 1 per entry appended, 0 per known id.
+_PUSH_SCRIPT = """
+local out = {}
+for i = 1, #ARGV, 3 do
+    local id, ts, payload = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+    if id == '' or redis.call('HSETNX', KEYS[1], id, ts) == 1 then
+        redis.call('RPUSH', KEYS[2], cjson.encode({id, ts, payload}))  -- the time as text: cjson keeps 14 digits
+        out[#out + 1] = 1
+    else
+        out[#out + 1] = 0
+    end
+end
+return out
+"""
+
+# Drops the log's entries older than ARGV[1] (event time) and their ids: KEYS[1] ids, KEYS[2] the log.
+_TRIM_PUSHED_SCRIPT = """
+local kept = {}
+local dropped = 0
+for _, raw in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+    local entry = cjson.decode(raw)
+    if tonumber(entry[2]) < tonumber(ARGV[1]) then
+        if entry[1] ~= '' then redis.call('HDEL', KEYS[1], entry[1]) end
+        dropped = dropped + 1
+    else
+        kept[#kept + 1] = raw
+    end
+end
+if dropped > 0 then
+    redis.call('DEL', KEYS[2])
+    for i = 1, #kept, 1000 do redis.call('RPUSH', KEYS[2], unpack(kept, i, math.min(i + 999, #kept))) end
+end
+return dropped
+"""
+
+
 class RedisOnlineStore(OnlineStore):
     """Keys under `prefix`: `h:<feature>:<entity key>` (a sorted set of "<as_of_us>:<json value>"
     scored by as_of_us), `r:<entity>:<key>` (a record as JSON), `rgroup:<entity>:<group>` and
@@ -274,6 +375,8 @@ class RedisOnlineStore(OnlineStore):
         self.client, self.prefix = client, prefix
         self._trim = client.register_script(_TRIM_SCRIPT)
         self._write = client.register_script(_WRITE_SCRIPT)
+        self._push = client.register_script(_PUSH_SCRIPT)
+        self._trim_pushed = client.register_script(_TRIM_PUSHED_SCRIPT)
 
     @classmethod
     def from_url(cls, url: str, prefix: str) -> RedisOnlineStore:
@@ -371,6 +474,22 @@ class RedisOnlineStore(OnlineStore):
 
     def count_records(self, entity: str) -> int:
         return int(self.client.scard(f"{self.prefix}:rkeys:{entity}"))
+
+    def _push_keys(self) -> list[str]:
+        return [f"{self.prefix}:push-ids", f"{self.prefix}:push-log"]
+
+    def log_pushed(self, entries: Sequence[PushLogEntry]) -> list[bool]:
+        if not entries:
+            return []
+        args = [part for e in entries for part in (e.event_id or "", e.ts_us, e.payload)]
+        return [bool(flag) for flag in self._push(keys=self._push_keys(), args=args)]
+
+    def pushed(self) -> list[PushLogEntry]:
+        entries = [json.loads(raw) for raw in self.client.lrange(self._push_keys()[1], 0, -1)]
+        return [PushLogEntry(event_id or None, int(ts), payload) for event_id, ts, payload in entries]
+
+    def trim_pushed(self, before_us: int) -> None:
+        self._trim_pushed(keys=self._push_keys(), args=[before_us])
 
     def clear(self) -> None:
         keys = list(self.client.scan_iter(match=f"{self.prefix}:*", count=1000))

@@ -34,8 +34,10 @@ class ServeSettings(StrictSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     # how often the API looks for a new champion in the model registry
     model_refresh_seconds: float = Field(default=60, gt=0)
-    # a request body larger than this is refused (413) before it is parsed: a request is one flight
-    max_body_bytes: int = Field(default=65_536, ge=1)
+    # a request body larger than this is refused (413) before it is parsed (a batch of 1,000 flights fits)
+    max_body_bytes: int = Field(default=262_144, ge=1)
+    # on SIGTERM, requests in flight get this long to finish before their connections are closed
+    shutdown_grace_seconds: float = Field(default=10, gt=0)
 
 
 class OnlineSettings(StrictSettings):
@@ -45,8 +47,9 @@ class OnlineSettings(StrictSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     # every Redis key of Tarmac starts with this (and ':'); the event stream is <prefix>:events
     key_prefix: str = Field(default="tarmac", pattern=r"^[A-Za-z0-9_.-]+$")
-    # replay: the speed layer replays silver in process; redis: it reads <prefix>:events
-    stream: Literal["replay", "redis"] = "replay"
+    # replay: the speed layer replays silver in process; redis: it reads <prefix>:events; push: the
+    # serving API hosts it, fed by POST /events (after silver's replayed days, if given)
+    stream: Literal["replay", "redis", "push"] = "replay"
     # event-time history kept behind the watermark (a read as of an older time is refused)
     retention_days: float = Field(default=8, gt=0)
     # changes are written to the store every this many events (and at the end)
