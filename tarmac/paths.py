@@ -67,6 +67,12 @@ class TarmacPaths:
         return self.data_dir / "spark-metastore"
 
     @property
+    def spark_scratch(self) -> Path:
+        """Spark's and Hive's scratch space (shuffle files, session directories): the data dir's
+        own, not the machine's /tmp, which other Spark applications share."""
+        return self.data_dir / "spark-scratch"
+
+    @property
     def monitoring(self) -> Path:
         """Check metrics history (written by check steps only)."""
         return self.data_dir / "monitoring.duckdb"
