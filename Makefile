@@ -153,7 +153,8 @@ mlflow: setup
 
 # The serving API (one worker) on 127.0.0.1:$(SERVE_PORT). With the embedded event stream
 # (online.stream: replay) it also replays silver's days through the speed layer into the online
-# store; with Redis Streams the speed layer is `python -m tools.cli speed-layer --follow`.
+# store; with push it does too, then applies POST /events; with Redis Streams the speed layer is
+# `python -m tools.cli speed-layer --follow`.
 SERVE_PORT ?= 8000
 serve: manifest
 	@[ -f "$(TARMAC_DATA_DIR)/warehouse.duckdb" ] || { echo "no warehouse in $(TARMAC_DATA_DIR): materialize the days first (make backfill or make run)" >&2; exit 1; }
