@@ -516,19 +516,29 @@ def create_app(
             raise _stale(service)
         return service
 
+    def not_loaded(flight_id: str) -> ApiError:
+        return ApiError(404, f"flight {flight_id} is not in the online store: its day must be loaded "
+                             "(materialize online/flights for it)")
+
     def vector(flight_id: str, as_of_us: int | None, service: FeatureService) -> FeatureVector:
         record = app.state.store.get_record(FLIGHT, flight_id)
         if record is None:
-            raise ApiError(404, f"flight {flight_id} is not in the online store: its day must be loaded "
-                                "(materialize online/flights for it)")
+            raise not_loaded(flight_id)
         prediction_us = to_us(pd.Timestamp(record["prediction_ts"]))
         as_of_us = prediction_us if as_of_us is None else as_of_us
         try:
-            values, source = app.state.features.for_flight(record, as_of_us), "stream"
+            found = app.state.features.for_flight(record, as_of_us)
         except FeaturesNotAvailable as reason:
+            found = reason
+        return as_vector(flight_id, record, as_of_us, prediction_us, found, service)
+
+    def as_vector(flight_id: str, record: Mapping[str, Any], as_of_us: int, prediction_us: int,
+                  found: dict[str, Any] | FeaturesNotAvailable, service: FeatureService) -> FeatureVector:
+        values, source = found, "stream"
+        if isinstance(found, FeaturesNotAvailable):
             # the batch vector answers for the prediction time itself; any other instant needs the stream
             if as_of_us != prediction_us or "batch" not in record:
-                raise ApiError(409, str(reason)) from None
+                raise ApiError(409, str(found))
             values, source = record["batch"], "batch"
         return FeatureVector(
             flight_id=flight_id, as_of=from_us(as_of_us).isoformat(), prediction_ts=record["prediction_ts"],
@@ -590,11 +600,24 @@ def create_app(
         """Many flights' features in one round trip: each item is what GET /features/{flight_id} would
         answer for it, its status and either its vector or its error."""
         service = resolve(request.service)  # one service for the batch: its error is the whole request's
+        # two reads of the store for the whole batch: the flights' records, then every vector
+        records = app.state.store.get_records(FLIGHT, list(dict.fromkeys(q.flight_id for q in request.flights)))
+        wanted = []  # (query, record, as_of_us, prediction_us) of the flights the store holds
+        for query in request.flights:
+            if (record := records[query.flight_id]) is not None:
+                prediction_us = to_us(pd.Timestamp(record["prediction_ts"]))
+                as_of_us = prediction_us if query.as_of is None else to_us(query.as_of)
+                wanted.append((query, record, as_of_us, prediction_us))
+        found = iter(app.state.features.for_flights([(record, as_of_us) for _, record, as_of_us, _ in wanted]))
+        answers = {id(query): (record, as_of_us, prediction_us, next(found))
+                   for query, record, as_of_us, prediction_us in wanted}
         results = []
         for query in request.flights:
             try:
-                found = vector(query.flight_id, None if query.as_of is None else to_us(query.as_of), service)
-                results.append(FeaturesBatchItem(flight_id=query.flight_id, status=200, vector=found))
+                if id(query) not in answers:
+                    raise not_loaded(query.flight_id)
+                vector_ = as_vector(query.flight_id, *answers[id(query)][:3], answers[id(query)][3], service)
+                results.append(FeaturesBatchItem(flight_id=query.flight_id, status=200, vector=vector_))
             except ApiError as error:
                 results.append(FeaturesBatchItem(flight_id=query.flight_id, status=error.status,
                                                  error=problem(error.status, error.detail)))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 import uvicorn
 from fastapi.testclient import TestClient
 
@@ -38,12 +40,12 @@ PREDICT = {"carrier": "AA", "flight": 100, "origin": "LGA", "dest": "ORD", "sche
 
 
 @pytest.fixture
-def client(tmp_path, paths):
-    store = fill_store(SqliteOnlineStore(tmp_path / "online.sqlite"))
+def client(online_store, paths):
+    """Both stores (SQLite, Redis), the champion a stand-in."""
+    store = fill_store(online_store)
     with TestClient(create_app(OnlineSettings(), paths, store=store, horizon_minutes=120)) as client:
         client.app.state.champion = StubChampion(RecordingModel())
         yield client
-    store.close()
 
 
 class LiveServer:
@@ -215,12 +217,13 @@ def test_metrics_count_requests_latency_store_errors_and_the_watermark(client, m
     client.get("/features/AA-101-LGA-20130609")
     client.post("/predict", json=PREDICT)
 
+    store = client.app.state.store
+    error = sqlite3.OperationalError("disk I/O error") if store.backend == "sqlite" else redis.ConnectionError("gone")
+
     def down(*args, **kwargs):
-        import sqlite3
+        raise error
 
-        raise sqlite3.OperationalError("disk I/O error")
-
-    monkeypatch.setattr(client.app.state.store, "get_record", down)
+    monkeypatch.setattr(store, "get_record", down)
     assert client.get(f"/features/{FLIGHT_ID}").status_code == 503
     monkeypatch.undo()
     text = client.get("/metrics").text
@@ -238,7 +241,7 @@ def test_metrics_count_requests_latency_store_errors_and_the_watermark(client, m
     assert value("tarmac_http_requests_total", method="GET", route=route, status="503") == 1
     assert value("tarmac_http_requests_total", method="POST", route="/predict", status="200") == 1
     assert value("tarmac_http_request_duration_seconds_count", method="GET", route=route) == 3
-    assert value("tarmac_online_store_errors_total", backend="sqlite", error="OperationalError") == 1
+    assert value("tarmac_online_store_errors_total", backend=store.backend, error=type(error).__name__) == 1
     assert float(re.search(r"^tarmac_speed_layer_watermark_timestamp_seconds (\S+)$", text, re.M).group(1)) == END / 1e6
     lag = float(re.search(r"^tarmac_speed_layer_watermark_lag_seconds (\S+)$", text, re.M).group(1))
     assert abs(lag - (time.time() - END / 1e6)) < 60

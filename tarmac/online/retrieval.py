@@ -10,7 +10,7 @@ features that are arithmetic rather than a column repeat gold's select (point_in
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
@@ -19,7 +19,15 @@ from typing import Any
 from tarmac.features.registry import FeatureDefinition, feature_registry
 from tarmac.online.events import from_us
 from tarmac.online.speed_layer import WINDOW_AGGREGATIONS, entity_key
-from tarmac.online.store import Coverage, OnlineStore, RedisOnlineStore, SqliteOnlineStore
+from tarmac.online.store import (
+    Coverage,
+    OnlineStore,
+    RedisOnlineStore,
+    Slot,
+    Snapshot,
+    SnapshotRequest,
+    SqliteOnlineStore,
+)
 from tarmac.paths import TarmacPaths
 from tarmac.settings.online import OnlineSettings
 
@@ -96,11 +104,33 @@ class OnlineFeatures:
         read on every call, never cached: a cached watermark is behind the true one, which only
         refuses instants it need not, but one cached across a restarted stream or a trim would
         let values through that the store no longer holds exactly."""
+        slots, records = self._reads(flight)
+        return self._vector(flight, slots, self.store.snapshot(list(slots.values()), as_of_us, records), as_of_us)
+
+    def for_flights(self, requests: Sequence[tuple[Mapping[str, Any], int]]) -> list[dict[str, Any] | FeaturesNotAvailable]:
+        """for_flight for each (flight, instant), read in one go (store.snapshots: one round trip on
+        Redis); a flight the store cannot answer for gets its FeaturesNotAvailable in its place."""
+        reads = [self._reads(flight) for flight, _ in requests]
+        snapshots = self.store.snapshots([SnapshotRequest(list(slots.values()), as_of_us, records)
+                                          for (slots, records), (_, as_of_us) in zip(reads, requests)])
+        out: list[dict[str, Any] | FeaturesNotAvailable] = []
+        for (flight, as_of_us), (slots, _), snapshot in zip(requests, reads, snapshots):
+            try:
+                out.append(self._vector(flight, slots, snapshot, as_of_us))
+            except FeaturesNotAvailable as reason:
+                out.append(reason)
+        return out
+
+    def _reads(self, flight: Mapping[str, Any]) -> tuple[dict[str, Slot], list[tuple[str, str]]]:
         keys = {entity: entity_key(entity, flight) for entity in self._window_entities}
         slots = {name: (name, keys[entity]) for name, entity in self._windowed if keys[entity] is not None}
         tailnum = flight.get("tailnum")
-        snapshot = self.store.snapshot(list(slots.values()), as_of_us, [(PLANE, tailnum)] if tailnum else [])
+        return slots, [(PLANE, tailnum)] if tailnum else []
+
+    def _vector(self, flight: Mapping[str, Any], slots: Mapping[str, Slot], snapshot: Snapshot,
+                as_of_us: int) -> dict[str, Any]:
         self._check(snapshot.coverage, as_of_us)
+        tailnum = flight.get("tailnum")
         stored = snapshot.values
         plane = snapshot.records.get((PLANE, tailnum)) if tailnum else None
         values: dict[str, Any] = {}

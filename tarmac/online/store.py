@@ -47,6 +47,12 @@ class Coverage:
         return max(self.stream_start_us + max_window_us, self.retained_from_us or self.stream_start_us)
 
 
+class SnapshotRequest(NamedTuple):
+    slots: Sequence[Slot]
+    as_of_us: int
+    records: Sequence[tuple[str, str]] = ()
+
+
 class PushLogEntry(NamedTuple):
     """One entry of the push log: an event (its id, event time and JSON), or a watermark the
     producer set (id None, the watermark as the time, payload "")."""
@@ -92,6 +98,15 @@ class OnlineStore(ABC):
         trip); this default reads the coverage first, then the rest."""
         coverage = self.coverage()
         return Snapshot(coverage, self.read(slots, as_of_us), {r: self.get_record(*r) for r in records})
+
+    def snapshots(self, requests: Sequence[SnapshotRequest]) -> list[Snapshot]:
+        """A snapshot per request (slots, instant, records), all read at one moment where the
+        backend can (Redis: one MULTI, one round trip); this default takes them one by one."""
+        return [self.snapshot(slots, as_of_us, records) for slots, as_of_us, records in requests]
+
+    def get_records(self, entity: str, keys: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+        """get_record for many keys (Redis: one round trip); None for a key the store lacks."""
+        return {key: self.get_record(entity, key) for key in keys}
 
     @abstractmethod
     def trim(self, before_us: int) -> None:
@@ -445,6 +460,29 @@ class RedisOnlineStore(OnlineStore):
         meta, *answers = pipe.execute()
         found = {record: None if raw is None else json.loads(raw) for record, raw in zip(records, answers)}
         return Snapshot(self._coverage(meta), self._values(slots, answers[len(records):]), found)
+
+    def snapshots(self, requests: Sequence[SnapshotRequest]) -> list[Snapshot]:
+        # one MULTI/EXEC for all of them: one round trip, and one state of the store
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hgetall(self._meta())
+        for slots, as_of_us, records in requests:
+            for entity, key in records:
+                pipe.get(self._record_key(entity, key))
+            self._queue_reads(pipe, slots, as_of_us)
+        meta, *answers = pipe.execute()
+        coverage, out, at = self._coverage(meta), [], 0
+        for slots, _, records in requests:
+            found = {r: None if raw is None else json.loads(raw) for r, raw in zip(records, answers[at:at + len(records)])}
+            at += len(records)
+            out.append(Snapshot(coverage, self._values(slots, answers[at:at + len(slots)]), found))
+            at += len(slots)
+        return out
+
+    def get_records(self, entity: str, keys: Sequence[str]) -> dict[str, dict[str, Any] | None]:
+        if not keys:
+            return {}
+        raws = self.client.mget([self._record_key(entity, key) for key in keys])
+        return {key: None if raw is None else json.loads(raw) for key, raw in zip(keys, raws)}
 
     def trim(self, before_us: int) -> None:
         # the coverage first: a snapshot taken while the keys are trimmed one by one already
