@@ -691,8 +691,6 @@ def create_app(
         result, counts = host.apply(request)
         for (kind, outcome), count in counts.items():
             metrics.pushed.labels(kind, outcome).inc(count)
-        if result.late:
-            metrics.pushed.labels("all", "late").inc(result.late)
         return result
 
     return app

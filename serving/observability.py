@@ -7,7 +7,7 @@ Metrics (each app has its own registry):
     tarmac_http_requests_total{method,route,status}        requests answered
     tarmac_http_request_duration_seconds{method,route}     latency histogram, to the response's end
     tarmac_online_store_errors_total{backend,error}        store calls that failed (answered 503)
-    tarmac_push_events_total{kind,outcome}                 pushed events: applied, duplicate, late, late_ignored
+    tarmac_push_events_total{kind,outcome}                 pushed events: applied, duplicate; late (of the applied)
     tarmac_speed_layer_watermark_timestamp_seconds         the store's watermark (event time)
     tarmac_speed_layer_watermark_lag_seconds               wall clock less the watermark
     tarmac_model_info{name,version}                        the champion being served (1)
@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -33,6 +33,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _CALLER_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}", re.ASCII)
 request_id: ContextVar[str] = ContextVar("request_id", default="-")
 access_log = logging.getLogger("tarmac.serving.access")
+disable_created_metrics()  # no *_created series: a counter's start is not a figure anyone graphs
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 

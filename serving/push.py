@@ -135,6 +135,7 @@ class PushHost:
                 raise RuntimeError("the push host has not started")
             appended = self.store.log_pushed(entries)
             fresh = [e for e, new in zip(events, appended, strict=False) if new]
+            before = self.layer.watermark_us  # sorted, so an event is late exactly when it is before this
             stats = self.layer.stats
             late, ignored = stats.late_events, stats.late_ignored
             if self.layer.watermark_us is None and self.watermark_us is None and (fresh or watermark_us is not None):
@@ -149,8 +150,11 @@ class PushHost:
                 watermark=None if self.watermark_us is None else from_us(self.watermark_us).isoformat())
         counts: dict[tuple[str, str], int] = {}
         for event, new in zip(events, appended, strict=False):
-            key = (event.kind, "applied" if new else "duplicate")
-            counts[key] = counts.get(key, 0) + 1
+            outcomes = ["applied" if new else "duplicate"]
+            if new and before is not None and to_us(event.ts) < before:
+                outcomes.append("late")
+            for outcome in outcomes:
+                counts[(event.kind, outcome)] = counts.get((event.kind, outcome), 0) + 1
         return result, counts
 
     def stop(self) -> None:

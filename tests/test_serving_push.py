@@ -62,7 +62,8 @@ def test_push_is_idempotent_by_event_id_and_counts_late_events(online_store, pat
         assert client.post("/events", json={"events": [stale]}).json()["late_ignored"] == 3
         metrics = client.get("/metrics").text
     assert 'tarmac_push_events_total{kind="departure",outcome="duplicate"} 5.0' in metrics
-    assert 'tarmac_push_events_total{kind="all",outcome="late"} 2.0' in metrics
+    assert 'tarmac_push_events_total{kind="departure",outcome="late"} 2.0' in metrics
+    assert "_created" not in metrics
 
 
 def test_a_restarted_server_rebuilds_the_same_values_from_the_push_log(online_store, paths):
