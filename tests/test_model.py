@@ -106,6 +106,8 @@ def test_train_register_gate_and_score(paths, land, run_days, instance, settings
     assert len(reasons.splitlines()) == 1  # the only rule that refused
     assert registry.champion().version == "1"
     assert registry.get("3").tags["tarmac/promotion"] == "refused"
+    # each version's feature set, as the serving API's feature services read it from the registry
+    assert registry.feature_sets() == {"1": feature_versions(), "2": feature_versions(), "3": feature_versions()}
     # the registry lives in the data dir only: MLflow's default store in the working directory is never made
     assert not (Path.cwd() / "mlflow.db").exists() and not (Path.cwd() / "mlruns").exists()
 
