@@ -483,13 +483,23 @@ def create_app(
 
     protected = [Depends(require_token)] if token else []
 
+    built: list[Any] = [None, None, {}]  # the champion and feature sets the services were built from, the services
+
     def services() -> dict[str, FeatureService]:
-        """Every feature service: `all`, and one per model version that logged its feature versions."""
-        held = feature_versions()
+        """Every feature service: `all`, and one per model version that logged its feature versions.
+        Built again only when the champion or the registry's feature sets change (both are replaced
+        whole by a look-up): every /features and /predict request asks for them."""
         champion = app.state.champion.get()
+        sets = app.state.champion.feature_sets() if hasattr(app.state.champion, "feature_sets") else None
+        if built[0] is champion and built[1] is sets and built[2]:
+            return built[2]
+        built[:] = [champion, sets, build_services(champion, sets)]
+        return built[2]
+
+    def build_services(champion: tuple[str, str, Any] | None, sets) -> dict[str, FeatureService]:
+        held = feature_versions()
         found = {ALL_FEATURES: FeatureService(name=ALL_FEATURES, model_name="", model_version="", champion=False,
                                               servable=True, features=held, stale=[])}
-        sets = app.state.champion.feature_sets() if hasattr(app.state.champion, "feature_sets") else None
         if sets is not None:
             model_name, by_version = sets
             for version, features in by_version.items():
@@ -578,7 +588,9 @@ def create_app(
     # on a short round trip) and, for /predict, a tree walk of a tenth of a millisecond. Run on the
     # event loop, a request costs no hop to the thread pool and back, nor the wait for the GIL
     # between the two threads that came with it. /health stays a function: it counts the flights.
-    @app.get("/features/{flight_id}", dependencies=protected, response_model=FeatureVector)
+    # the vector is validated as it is built: FastAPI's second pass over a response model is skipped
+    @app.get("/features/{flight_id}", dependencies=protected, response_model=None,
+             responses={200: {"model": FeatureVector, "description": "The flight's features as of the instant."}})
     async def features(
         flight_id: str = PathParam(pattern=FLIGHT_ID_PATTERN, description=f"The flight: {FLIGHT_ID_FORM}.",
                                    examples=["AA-100-LGA-20130609"]),
@@ -587,13 +599,14 @@ def create_app(
                                        "flight's prediction time)."),
         service: str = Query(default=None, max_length=200, description="The feature service (default: the "
                              "champion's; `all` for every feature): GET /feature-services lists them."),
-    ) -> FeatureVector:
+    ) -> Response:
         """A flight's features as of an instant, from the online store."""
         try:
             requested_us = None if as_of is None else to_us(parse_instant(as_of, "as_of"))
         except ValueError as reason:  # matches the pattern, but is no date (2013-02-30)
             raise ApiError(422, str(reason)) from None
-        return vector(flight_id, requested_us, resolve(service))
+        found = vector(flight_id, requested_us, resolve(service))
+        return Response(found.model_dump_json(), media_type="application/json")
 
     @app.post("/features", dependencies=protected, response_model=FeaturesBatchResponse)
     async def features_batch(request: FeaturesBatchRequest) -> FeaturesBatchResponse:
