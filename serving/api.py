@@ -615,33 +615,34 @@ def create_app(
         service = resolve(request.service)  # one service for the batch: its error is the whole request's
         # two reads of the store for the whole batch: the flights' records, then every vector
         records = app.state.store.get_records(FLIGHT, list(dict.fromkeys(q.flight_id for q in request.flights)))
-        wanted = []  # (query, record, as_of_us, prediction_us) of the flights the store holds
+        plans = []  # per flight: (record, as_of_us, prediction_us), or None when the store lacks it
         for query in request.flights:
-            if (record := records[query.flight_id]) is not None:
-                prediction_us = to_us(pd.Timestamp(record["prediction_ts"]))
-                as_of_us = prediction_us if query.as_of is None else to_us(query.as_of)
-                wanted.append((query, record, as_of_us, prediction_us))
-        found = iter(app.state.features.for_flights([(record, as_of_us) for _, record, as_of_us, _ in wanted]))
-        answers = {id(query): (record, as_of_us, prediction_us, next(found))
-                   for query, record, as_of_us, prediction_us in wanted}
+            record = records[query.flight_id]
+            if record is None:
+                plans.append(None)
+                continue
+            prediction_us = to_us(pd.Timestamp(record["prediction_ts"]))
+            plans.append((record, prediction_us if query.as_of is None else to_us(query.as_of), prediction_us))
+        found = iter(app.state.features.for_flights([plan[:2] for plan in plans if plan is not None]))
         results = []
-        for query in request.flights:
+        for query, plan in zip(request.flights, plans, strict=True):
             try:
-                if id(query) not in answers:
+                if plan is None:
                     raise not_loaded(query.flight_id)
-                vector_ = as_vector(query.flight_id, *answers[id(query)][:3], answers[id(query)][3], service)
-                results.append(FeaturesBatchItem(flight_id=query.flight_id, status=200, vector=vector_))
+                answer = as_vector(query.flight_id, *plan, next(found), service)
+                results.append(FeaturesBatchItem(flight_id=query.flight_id, status=200, vector=answer))
             except ApiError as error:
                 results.append(FeaturesBatchItem(flight_id=query.flight_id, status=error.status,
                                                  error=problem(error.status, error.detail)))
         return FeaturesBatchResponse(results=results)
 
-    def predict_one(request: PredictRequest, champion: tuple[str, str, Any], service: FeatureService) -> Prediction:
+    def predict_one(request: PredictRequest, record: dict[str, Any], champion: tuple[str, str, Any],
+                    service: FeatureService) -> Prediction:
+        """`record`: flight_record(request)."""
         from tarmac.ml.scoring import row_scorer  # scikit-learn: only once a model is loaded
 
         prediction_us = to_us(request.sched_dep_ts) - horizon_us
         as_of_us = prediction_us - request.lookback_minutes * 60_000_000
-        record = flight_record(request)
         try:
             values = app.state.features.for_flight(record, as_of_us)
         except FeaturesNotAvailable as reason:
@@ -672,13 +673,14 @@ def create_app(
         and either its prediction or its error."""
         champion, service = serving_champion()
         if not isinstance(request, list):
-            return predict_one(request, champion, service)
+            return predict_one(request, flight_record(request), champion, service)
         items = []
         for one in request:
-            flight_id = flight_record(one)["flight_id"]
+            record = flight_record(one)
+            flight_id = record["flight_id"]
             try:
                 items.append(PredictBatchItem(flight_id=flight_id, status=200,
-                                              prediction=predict_one(one, champion, service)))
+                                              prediction=predict_one(one, record, champion, service)))
             except ApiError as error:
                 items.append(PredictBatchItem(flight_id=flight_id, status=error.status,
                                               error=problem(error.status, error.detail)))

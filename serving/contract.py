@@ -29,7 +29,6 @@ INSTANT_PATTERN = (
 INSTANT_FORM = "an RFC 3339 instant with its offset and a year from 1970 to 2099, e.g. 2013-06-09T10:30:00-04:00"
 MAX_BATCH = 1000  # flights per POST /features or POST /predict (the body limit applies too)
 _INSTANT = re.compile(INSTANT_PATTERN, re.ASCII)
-_FLIGHT_ID = re.compile(FLIGHT_ID_PATTERN, re.ASCII)
 
 
 def parse_instant(text: str, field: str) -> datetime:
@@ -40,10 +39,6 @@ def parse_instant(text: str, field: str) -> datetime:
         return datetime.fromisoformat(text)
     except ValueError as error:  # a day the month does not have
         raise ValueError(f"{field} {text!r} is not a date and time: {error}") from None
-
-
-def is_flight_id(text: str) -> bool:
-    return bool(_FLIGHT_ID.fullmatch(text))
 
 
 def _json_integer(value: Any) -> int:
