@@ -36,8 +36,12 @@ DEP_TIME, DEP_DELAY, TAILNUM = 3, 5, 11
 # Every JVM of a test build (Spark's driver, a cluster's daemons and their executors) lives a minute
 # or two over a week of data: C1's quick compilation and the serial collector cost it less CPU than
 # the C2 compiler's and G1's threads (the cluster's build, alone on 2 cores: 286 -> 176 CPU-seconds),
-# and the suite is bound by CPU. Java's arithmetic is the same under either compiler.
-JVM_OPTIONS = {"JAVA_TOOL_OPTIONS": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"}
+# and the suite is bound by CPU. Java's arithmetic is the same under either compiler. C1 alone shrinks
+# the JVM's default code cache from 240 MB to 48 MB, and the classes Spark generates for a week's
+# build need about 60 MB (jcmd Compiler.codecache): at 48 MB the cache filled, and a build failed
+# with "Out of space in CodeCache for adapters" when flushing could not keep up. The cache is given
+# back its usual size: reserved address space, of which only what is used is ever touched.
+JVM_OPTIONS = {"JAVA_TOOL_OPTIONS": "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=256m -XX:+UseSerialGC"}
 
 
 def require_spark() -> None:
