@@ -22,7 +22,7 @@ from serving import api as serving_api
 from serving.api import StartupError, create_app
 from tarmac.features.registry import feature_versions, model_features
 from tarmac.online.events import RedisEventStream, from_us
-from tarmac.online.retrieval import FLIGHT, PLANE
+from tarmac.online.retrieval import FLIGHT, PLANE, open_online_store
 from tarmac.online.runner import run_speed_layer
 from tarmac.online.speed_layer import SpeedLayer
 from tarmac.online.store import OnlineStore, RedisOnlineStore, Snapshot, SqliteOnlineStore
@@ -384,6 +384,53 @@ def test_a_store_that_stops_answering_gets_503_not_500(client, store, monkeypatc
         assert health["status"] == "unavailable" and health["store"] == store.backend
         assert ("Connection refused" if store.backend == "redis" else "disk I/O error") in health["detail"]
     assert client.get("/health").json()["status"] == "ok"  # back once the store answers again
+
+
+@pytest.fixture
+def hung_redis():
+    """The URL of a "Redis" that takes connections and never answers (a stopped server, a lost
+    peer): the kernel completes the handshake from the listen backlog, no byte ever comes back."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+
+
+def test_a_redis_that_stops_answering_fails_the_call_after_the_timeout_and_the_api_answers_503(
+    hung_redis, redis_client, paths, monkeypatch
+):
+    online = OnlineSettings(store="redis", redis_url=hung_redis, redis_timeout_seconds=0.5)
+    hung = open_online_store(online, paths)
+    started = time.monotonic()
+    with pytest.raises(redis.TimeoutError):
+        hung.coverage()
+    assert 0.4 < time.monotonic() - started < 5
+    # a server that is hung when the API starts: a clear refusal, not a process that waits forever
+    with pytest.raises(StartupError, match="unreachable: Timeout reading from socket"):
+        with TestClient(create_app(online, paths, store=hung, horizon_minutes=120)):
+            pass
+    # a server that hangs while the API serves: each call fails after the timeout, as a 503
+    store = fill_store(RedisOnlineStore(redis_client, f"tarmac-test-{uuid.uuid4().hex[:10]}"))
+    try:
+        with TestClient(create_app(online, paths, store=store, horizon_minutes=120)) as client:
+            client.app.state.champion = StubChampion(RecordingModel())
+            with monkeypatch.context() as m:
+                m.setattr(store, "client", hung.client)
+                for call in (lambda: client.get("/health"), lambda: client.get(f"/features/{FLIGHT_ID}"),
+                             lambda: client.post("/predict", json=PREDICT)):
+                    started = time.monotonic()
+                    response = call()
+                    assert response.status_code == 503, response.text
+                    assert "the online store (redis) is unavailable" in response.json()["detail"]
+                    assert 0.4 < time.monotonic() - started < 5
+            assert client.get("/health").json()["status"] == "ok"  # back once the store answers again
+    finally:
+        store.clear()
+    # a timeout given in the URL's query wins over the setting
+    assert RedisOnlineStore.from_url(f"{hung_redis}?socket_timeout=2", "t", 0.5).client.connection_pool.connection_kwargs[
+        "socket_timeout"] == 2
 
 
 def test_a_snapshot_reads_what_separate_reads_read(store):

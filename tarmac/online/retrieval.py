@@ -55,7 +55,7 @@ def open_online_store(online: OnlineSettings, paths: TarmacPaths, namespace: str
     online = online.with_environment()
     if online.store == "redis":
         prefix = online.key_prefix if namespace is None else f"{online.key_prefix}.{namespace}"
-        return RedisOnlineStore.from_url(online.redis_url, prefix)
+        return RedisOnlineStore.from_url(online.redis_url, prefix, online.redis_timeout_seconds)
     path = paths.data_dir / online.sqlite_path
     if namespace is not None:
         path = path.with_name(f"{path.stem}.{namespace}{path.suffix}")

@@ -394,10 +394,13 @@ class RedisOnlineStore(OnlineStore):
         self._trim_pushed = client.register_script(_TRIM_PUSHED_SCRIPT)
 
     @classmethod
-    def from_url(cls, url: str, prefix: str) -> RedisOnlineStore:
+    def from_url(cls, url: str, prefix: str, timeout_seconds: float | None = None) -> RedisOnlineStore:
+        """The store at `url`; with `timeout_seconds`, a connection or a reply that takes longer
+        raises redis.TimeoutError (options given in the URL's query win)."""
         import redis
 
-        return cls(redis.Redis.from_url(url), prefix)
+        timeouts = {} if timeout_seconds is None else {"socket_timeout": timeout_seconds, "socket_connect_timeout": timeout_seconds}
+        return cls(redis.Redis.from_url(url, **timeouts), prefix)
 
     def _history_key(self, feature: str, key: str) -> str:
         return f"{self.prefix}:h:{feature}:{key}"

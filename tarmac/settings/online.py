@@ -45,6 +45,10 @@ class OnlineSettings(StrictSettings):
     store: Literal["sqlite", "redis"] = "sqlite"
     sqlite_path: str = "online/online_store.sqlite"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # a Redis that stops answering (a hung server, a lost network) fails a store call after this
+    # long (the API answers 503) instead of holding it forever; a socket_timeout or
+    # socket_connect_timeout in redis_url's query takes precedence
+    redis_timeout_seconds: float = Field(default=5, gt=0)
     # every Redis key of Tarmac starts with this (and ':'); the event stream is <prefix>:events
     key_prefix: str = Field(default="tarmac", pattern=r"^[A-Za-z0-9_.-]+$")
     # replay: the speed layer replays silver in process; redis: it reads <prefix>:events; push: the
