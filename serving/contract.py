@@ -17,8 +17,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, create_model
 
-from tarmac.features.registry import entity_keys, feature_registry
-from tarmac.online.events import FIELDS, KINDS, SOURCE_OF_KIND
+from tarmac.features.registry import feature_registry
+from tarmac.online.events import KEY_PATTERNS, KINDS, event_shape
 
 FLIGHT_ID_PATTERN = r"^[A-Z0-9]{2}-[0-9]{1,4}-[A-Z]{3}-[0-9]{8}$"
 FLIGHT_ID_FORM = "carrier-flight-origin-YYYYMMDD, e.g. UA-1545-EWR-20130101"
@@ -230,8 +230,8 @@ EVENT_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 MAX_EVENTS = 1000  # events per POST /events
 _KEY_TYPES: dict[str, Any] = {
     "origin": (Origin, Field(description="Origin airport (FAA code).")),
-    "dest": (str, Field(pattern=r"^[A-Z]{3}$", description="Destination airport (FAA code).")),
-    "carrier": (str, Field(pattern=r"^[A-Z0-9]{2}$", description="Two-character carrier code.")),
+    "dest": (str, Field(pattern=KEY_PATTERNS["dest"], description="Destination airport (FAA code).")),
+    "carrier": (str, Field(pattern=KEY_PATTERNS["carrier"], description="Two-character carrier code.")),
 }
 _EVENT_DOCS = {
     "departure": "A flight left its gate: at ts = sched_dep_ts + dep_delay.",
@@ -242,11 +242,9 @@ _EVENT_DOCS = {
 
 def _event_model(kind: str) -> type[BaseModel]:
     """The fields of one kind of event, as the feature registry reads them: the keys of every
-    feature its source feeds (required) and the values they aggregate (null when unknown)."""
-    registry = feature_registry()
-    fed = [f for f in registry.values() if f.source == SOURCE_OF_KIND[kind]]
-    keys = [name for name in FIELDS if any(name in entity_keys(f.entity) for f in fed)]
-    values = [name for name in FIELDS if any(f.value == name for f in fed)]
+    feature its source feeds (required) and the values they aggregate (null when unknown); the
+    rules of tarmac.online.events.validate, which the event stream's entries keep."""
+    keys, values = event_shape(kind)
     fields: dict[str, Any] = {
         "kind": (Literal[kind], Field(description="The kind of event.")),  # type: ignore[valid-type]
         "event_id": (str, Field(pattern=EVENT_ID_PATTERN, description="The producer's id: an event pushed again "

@@ -470,3 +470,58 @@ def test_redis_stream_feeds_the_same_values_as_the_in_process_replay(redis_clien
     finally:
         redis_store.clear()
         assert not list(client.scan_iter(match=f"{prefix}*"))
+
+
+# Entries a producer could append that are not events, each beside the rule it breaks. Values are
+# JSON, as RedisEventStream.publish writes them; GOOD is a valid departure they are built from.
+GOOD = {"kind": '"departure"', "ts_us": str(P - 20 * MIN), "origin": '"LGA"', "dest": '"ORD"', "carrier": '"AA"',
+        "dep_delay": "15.0"}
+BAD_ENTRIES = [
+    ({**GOOD, "dep_delay": "NaN"}, "dep_delay", "is not a JSON value"),
+    ({**GOOD, "dep_delay": '"abc"'}, "dep_delay", "must be a finite number or null"),
+    ({**GOOD, "dep_delay": "true"}, "dep_delay", "must be a finite number or null"),
+    ({k: v for k, v in GOOD.items() if k != "carrier"}, "carrier", "is required in a departure event"),
+    ({**GOOD, "gate": '"B12"'}, "gate", "is not a field of an event"),
+    ({**GOOD, "origin": '"XXX"'}, "origin", "must be an origin the feature registry knows"),
+    ({**GOOD, "dest": '"ord"'}, "dest", "must match"),
+    ({**GOOD, "ts_us": "1.5e15"}, "ts_us", "must be an integer"),
+    ({**GOOD, "kind": '"arrival"'}, "kind", "must be one of"),
+    ({**GOOD, "origin": "{"}, "origin", "is not a JSON value"),
+]
+
+
+def test_a_bad_stream_entry_is_quarantined_with_its_reason_and_the_reader_goes_on(redis_client, tmp_path, caplog):
+    client = redis_client
+    prefix = f"tarmac-test-{uuid.uuid4().hex[:10]}"
+    stream = RedisEventStream(client, f"{prefix}:events")
+    redis_store = RedisOnlineStore(client, prefix)
+    try:
+        stream.publish(EVENTS[:3])
+        bad_ids = [client.xadd(stream.key, fields).decode() for fields, _, _ in BAD_ENTRIES]
+        stream.publish(EVENTS[3:])
+        with caplog.at_level("ERROR", logger="tarmac.online.events"):
+            report = run_speed_layer(stream.read(count=4), redis_store, start_us=START)
+        # every good event applied, none of the bad: the same windows as a replay of the good alone
+        assert report.events == len(EVENTS) and stream.rejected == len(BAD_ENTRIES)
+        replayed = SqliteOnlineStore(tmp_path / "replay.sqlite")
+        run_speed_layer([EVENTS], replayed, start_us=START)
+        slots = [(f, k) for f in SpeedLayer().features for k in ("LGA", "AA", "LGA|ORD", "LGA|BOS")]
+        for at in range(P - 100 * MIN, P + 6 * MIN, MIN):
+            assert redis_store.read(slots, at) == replayed.read(slots, at), from_us(at)
+        # each bad entry kept whole under its own id, with the rule it broke; each named in the log
+        kept = client.xrange(stream.rejected_key)
+        assert [entry_id.decode() for entry_id, _ in kept] == bad_ids
+        for (entry_id, fields), (sent, field, rule) in zip(kept, BAD_ENTRIES, strict=True):
+            fields = {k.decode(): v.decode() for k, v in fields.items()}
+            assert {k: fields[k] for k in sent} == sent, fields
+            assert fields["error"].startswith(f"{field}: {rule}") and fields["rule"].startswith(rule), fields
+            line = next(r.getMessage() for r in caplog.records if entry_id.decode() in r.getMessage())
+            assert stream.key in line and f"{field}: {rule}" in line and "got" in line, line
+        # a restarted reader meets them again, applies none and quarantines none twice
+        again = RedisEventStream(client, stream.key)
+        run_speed_layer(again.read(), redis_store, start_us=START)
+        assert again.rejected == len(BAD_ENTRIES) and client.xlen(stream.rejected_key) == len(BAD_ENTRIES)
+        assert redis_store.read(slots, P) == replayed.read(slots, P)
+    finally:
+        redis_store.clear()
+        assert not list(client.scan_iter(match=f"{prefix}*"))

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from serving.api import create_app
 from serving.push import PushHost, as_pushed
 from tarmac.online.batch import flight_records, plane_records
-from tarmac.online.events import Event, from_us, silver_events
+from tarmac.online.events import FIELDS, Event, from_us, silver_events, validate
 from tarmac.online.parity import differs
 from tarmac.online.retrieval import FLIGHT, PLANE
 from tarmac.online.store import SqliteOnlineStore
@@ -127,6 +127,8 @@ def test_a_real_day_pushed_event_by_event_equals_gold(real_days, tmp_path):
         first = min(pd.Timestamp(r["prediction_ts"]) for r in flights.values())
         last = max(pd.Timestamp(r["prediction_ts"]) for r in flights.values())
         events = silver_events(con, first - pd.Timedelta(days=7, hours=1), last)
+    # the day's real events keep the rules a stream's entries are held to, as the push contract's
+    assert [validate(dict(zip(FIELDS, e, strict=True))) for e in events] == events
     store = SqliteOnlineStore(tmp_path / "online.sqlite")
     store.put_records(PLANE, planes, group="all")
     store.put_records(FLIGHT, flights, group=day)

@@ -195,6 +195,10 @@ def _speed_layer(args: argparse.Namespace) -> int:
     print(f"{report.events:,} events in {report.seconds:.1f} s ({report.events_per_second:,.0f} events/s), "
           f"{report.changes:,} feature changes, {report.late_events} late ({report.late_ignored} too late to count); "
           f"watermark {report.watermark}")
+    if report.rejected:
+        online = load_settings().online.with_environment()
+        print(f"{report.rejected:,} stream entries were not valid events: not applied, each logged and kept in "
+              f"{online.stream_key}:rejected", file=sys.stderr)
     return 0
 
 

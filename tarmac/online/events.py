@@ -9,15 +9,22 @@ fills it from silver) and the speed layer reads in order.
 from __future__ import annotations
 
 import json
+import logging
+import math
+import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime
-from typing import NamedTuple
+from functools import cache
+from typing import Any, NamedTuple
 
 import duckdb
 import pandas as pd
 
 from tarmac.dbt_project import compiled_analysis
+from tarmac.features.registry import entity_keys, feature_registry
 from tarmac.warehouse import read_only
+
+log = logging.getLogger("tarmac.online.events")
 
 KINDS = ("departure", "cancellation", "weather")
 # the registry's event sources, by event kind
@@ -88,21 +95,118 @@ def encode(event: Event) -> dict[str, str]:
     return {name: json.dumps(value) for name, value in zip(FIELDS, event) if value is not None}
 
 
-def decode(fields: dict[bytes | str, bytes | str]) -> Event:
-    values = {(k.decode() if isinstance(k, bytes) else k): json.loads(v) for k, v in fields.items()}
-    unknown = set(values) - set(FIELDS)
-    if unknown or values.get("kind") not in KINDS or not isinstance(values.get("ts_us"), int):
-        raise ValueError(f"not a Tarmac event: {values!r} (fields {', '.join(FIELDS)}; kind one of {', '.join(KINDS)})")
+class EventShape(NamedTuple):
+    """What an event of one kind carries, as the feature registry reads it: the keys of every
+    feature its source feeds (required) and the values those features aggregate (null: unknown)."""
+
+    keys: tuple[str, ...]
+    values: tuple[str, ...]
+
+
+@cache
+def event_shape(kind: str) -> EventShape:
+    fed = [f for f in feature_registry().values() if f.source == SOURCE_OF_KIND[kind]]
+    return EventShape(tuple(name for name in FIELDS if any(name in entity_keys(f.entity) for f in fed)),
+                      tuple(name for name in FIELDS if any(f.value == name for f in fed)))
+
+
+# the codes an event's keys hold (origin: the registry's origins, below)
+KEY_PATTERNS = {"dest": r"^[A-Z]{3}$", "carrier": r"^[A-Z0-9]{2}$"}
+NUMBERS = FIELDS[5:]  # dep_delay and the weather's measurements
+
+
+class BadEvent(ValueError):
+    """An event that breaks a rule: the field, the rule and the value."""
+
+    def __init__(self, field: str, rule: str, value: Any):
+        self.field, self.rule, self.value = field, rule, value
+        super().__init__(f"{field}: {rule} (got {value!r})")
+
+
+@cache
+def _origins() -> frozenset[str] | None:
+    known = feature_registry()["origin"].isin
+    return frozenset(known) if known else None
+
+
+def validate(values: dict[str, Any]) -> Event:
+    """The Event these values describe, or BadEvent for the first rule they break: only an
+    event's fields; a kind the speed layer knows; the time as integer microseconds; every key the
+    kind's features are keyed by, as a code (an origin the registry knows); numbers finite or null.
+    The same rules as POST /events' contract (serving/contract.py)."""
+    for name, value in values.items():
+        if name not in FIELDS:
+            raise BadEvent(name, f"is not a field of an event ({', '.join(FIELDS)})", value)
+    kind = values.get("kind")
+    if kind not in KINDS:
+        raise BadEvent("kind", f"must be one of {', '.join(KINDS)}", kind)
+    ts_us = values.get("ts_us")
+    if isinstance(ts_us, bool) or not isinstance(ts_us, int):
+        raise BadEvent("ts_us", "must be an integer, microseconds since the epoch (UTC)", ts_us)
+    required = event_shape(kind).keys
+    for name in ("origin", "dest", "carrier"):
+        value = values.get(name)
+        if value is None:
+            if name in required:
+                raise BadEvent(name, f"is required in a {kind} event", value)
+            continue
+        if not isinstance(value, str):
+            raise BadEvent(name, "must be a string", value)
+        if name == "origin" and _origins() is not None and value not in _origins():
+            raise BadEvent(name, f"must be an origin the feature registry knows ({', '.join(sorted(_origins()))})", value)
+        if name in KEY_PATTERNS and not re.fullmatch(KEY_PATTERNS[name], value):
+            raise BadEvent(name, f"must match {KEY_PATTERNS[name]}", value)
+    for name in NUMBERS:
+        value = values.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value)):
+            raise BadEvent(name, "must be a finite number or null", value)
     return Event(**values)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def decode(fields: dict[bytes | str, bytes | str]) -> Event:
+    """The Event of a stream entry (each field's value JSON, as `encode` writes it), validated."""
+    values = {}
+    for key, raw in fields.items():
+        name = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        try:
+            values[name] = json.loads(text, parse_constant=_no_constant)
+        except ValueError:
+            raise BadEvent(name, "is not a JSON value", text) from None
+    return validate(values)
 
 
 class RedisEventStream:
     """Events in a Redis Stream. The speed layer keeps its windows in memory, so a reader starts
     from the stream's first entry and rebuilds them; producers bound the stream (MAXLEN) to the
-    history a restart must replay."""
+    history a restart must replay.
+
+    An entry that is not a valid event (`validate`) is not applied and does not stop the reader:
+    it is logged with its entry id, field, rule and value, and copied whole, under the same entry
+    id and with `error` and `rule` fields, to the quarantine stream `<key>:rejected`. A restarted
+    reader meets it again and finds it there already, so each bad entry is quarantined once.
+    """
 
     def __init__(self, client, key: str):
         self.client, self.key = client, key
+        self.rejected_key = f"{key}:rejected"
+        self.rejected = 0  # bad entries this reader met
+
+    def _quarantine(self, entry_id: bytes | str, fields: dict, error: BadEvent) -> None:
+        import redis
+
+        self.rejected += 1
+        entry = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+        log.error("stream %s, entry %s: rejected, not applied: %s; kept in %s", self.key, entry, error, self.rejected_key)
+        try:
+            self.client.xadd(self.rejected_key, {**fields, "error": str(error), "rule": error.rule}, id=entry)
+        except redis.ResponseError as failure:  # an id at or below the top: quarantined before
+            if "equal or smaller" not in str(failure):
+                raise
 
     def publish(self, events: Iterable[Event], max_len: int | None = None, batch: int = 5000) -> int:
         count = 0
@@ -124,4 +228,10 @@ class RedisEventStream:
                 return
             entries = reply[0][1]
             after = entries[-1][0]
-            yield [decode(fields) for _, fields in entries]
+            events = []
+            for entry_id, fields in entries:
+                try:
+                    events.append(decode(fields))
+                except BadEvent as error:
+                    self._quarantine(entry_id, fields, error)
+            yield events

@@ -28,6 +28,7 @@ class RunReport:
     late_ignored: int
     seconds: float
     watermark_us: int | None
+    rejected: int = 0  # stream entries that were not valid events (quarantined, not applied)
 
     @property
     def events_per_second(self) -> float:
@@ -127,7 +128,9 @@ def run_configured_speed_layer(
 
         stream = RedisEventStream(redis.Redis.from_url(online.redis_url), online.stream_key)
         batches = stream.read(count=online.flush_every_events, block_ms=5000 if follow else None)
-        return run_speed_layer(batches, store, flush_every=online.flush_every_events,
-                               retention_days=online.retention_days)
+        report = run_speed_layer(batches, store, flush_every=online.flush_every_events,
+                                 retention_days=online.retention_days)
+        report.rejected = stream.rejected
+        return report
     finally:
         store.close()
