@@ -23,7 +23,7 @@ from serving.api import StartupError, create_app
 from tarmac.features.registry import feature_versions, model_features
 from tarmac.online.events import RedisEventStream, from_us
 from tarmac.online.retrieval import FLIGHT, PLANE, open_online_store
-from tarmac.online.runner import run_speed_layer
+from tarmac.online.runner import run_configured_speed_layer, run_speed_layer, stream_client
 from tarmac.online.speed_layer import SpeedLayer
 from tarmac.online.store import OnlineStore, RedisOnlineStore, Snapshot, SqliteOnlineStore
 from tarmac.settings.online import OnlineSettings, ServeSettings
@@ -431,6 +431,16 @@ def test_a_redis_that_stops_answering_fails_the_call_after_the_timeout_and_the_a
     # a timeout given in the URL's query wins over the setting
     assert RedisOnlineStore.from_url(f"{hung_redis}?socket_timeout=2", "t", 0.5).client.connection_pool.connection_kwargs[
         "socket_timeout"] == 2
+
+
+def test_a_speed_layer_reading_a_hung_redis_stream_stops_with_the_error_instead_of_hanging(hung_redis, paths):
+    online = OnlineSettings(stream="redis", redis_url=hung_redis, redis_timeout_seconds=0.5)
+    started = time.monotonic()
+    with pytest.raises(redis.TimeoutError):
+        run_configured_speed_layer(online=online, paths=paths)
+    assert 0.4 < time.monotonic() - started < 5
+    # a following reader blocks 5 s for new entries by design: the timeout comes on top of that
+    assert stream_client(online, block_ms=5000).connection_pool.connection_kwargs["socket_timeout"] == 5.5
 
 
 def test_a_snapshot_reads_what_separate_reads_read(store):

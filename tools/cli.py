@@ -203,15 +203,13 @@ def _speed_layer(args: argparse.Namespace) -> int:
 
 
 def _stream_publish(args: argparse.Namespace) -> int:
-    import redis
-
     from tarmac.online.events import RedisEventStream, replay_silver  # dagster-dbt
-    from tarmac.online.runner import local_day_bounds
+    from tarmac.online.runner import local_day_bounds, stream_client
 
     online = load_settings().online.with_environment()
     start, end = local_day_bounds(args.start, args.end)
     events = replay_silver(TarmacPaths.from_env().warehouse, start, end)
-    stream = RedisEventStream(redis.Redis.from_url(online.redis_url), online.stream_key)
+    stream = RedisEventStream(stream_client(online), online.stream_key)
     count = stream.publish(events, max_len=args.max_len)
     print(f"{count:,} events of {args.start}..{args.end} appended to {online.stream_key} at {online.redis_url}")
     return 0

@@ -103,6 +103,17 @@ def local_day_bounds(start_day: str, end_day: str) -> tuple[pd.Timestamp, pd.Tim
     return first.tz_convert("UTC"), last.tz_convert("UTC")
 
 
+def stream_client(online: OnlineSettings, block_ms: int | None = None):
+    """A Redis client for the event stream: a server that stops answering fails a call after
+    online.redis_timeout_seconds, beyond the time a blocking read waits for new entries by design
+    (the speed layer then stops with the error, for its supervisor to restart, instead of hanging)."""
+    import redis
+
+    timeout = online.redis_timeout_seconds
+    return redis.Redis.from_url(online.redis_url, socket_connect_timeout=timeout,
+                                socket_timeout=timeout + (block_ms or 0) / 1000)
+
+
 def run_configured_speed_layer(
     start_day: str | None = None, end_day: str | None = None, follow: bool = False,
     online: OnlineSettings | None = None, paths: TarmacPaths | None = None,
@@ -124,10 +135,9 @@ def run_configured_speed_layer(
             events = replay_silver(paths.warehouse, start, end)
             return run_speed_layer([events], store, start_us=to_us(start), end_us=to_us(end),
                                    flush_every=online.flush_every_events, retention_days=online.retention_days)
-        import redis
-
-        stream = RedisEventStream(redis.Redis.from_url(online.redis_url), online.stream_key)
-        batches = stream.read(count=online.flush_every_events, block_ms=5000 if follow else None)
+        block_ms = 5000 if follow else None
+        stream = RedisEventStream(stream_client(online, block_ms), online.stream_key)
+        batches = stream.read(count=online.flush_every_events, block_ms=block_ms)
         report = run_speed_layer(batches, store, flush_every=online.flush_every_events,
                                  retention_days=online.retention_days)
         report.rejected = stream.rejected
