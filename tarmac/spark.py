@@ -65,6 +65,7 @@ def session_config(paths: TarmacPaths) -> dict[str, str]:
         "spark.local.dir": str(paths.spark_scratch),
         "spark.hadoop.hive.exec.scratchdir": f"{paths.spark_scratch}/hive",
         "spark.hadoop.hive.exec.local.scratchdir": f"{paths.spark_scratch}/hive-local",
+        "spark.hadoop.hive.downloaded.resources.dir": f"{paths.spark_scratch}/hive-resources",
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.parser.escapedStringLiterals": "true",
         "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
