@@ -113,6 +113,7 @@ def event_shape(kind: str) -> EventShape:
 # the codes an event's keys hold (origin: the registry's origins, below)
 KEY_PATTERNS = {"dest": r"^[A-Z]{3}$", "carrier": r"^[A-Z0-9]{2}$"}
 NUMBERS = FIELDS[5:]  # dep_delay and the weather's measurements
+TS_US_END = 4_102_444_800_000_000  # 2100-01-01T00:00:00Z: event times are of the years POST /events takes
 
 
 class BadEvent(ValueError):
@@ -141,8 +142,8 @@ def validate(values: dict[str, Any]) -> Event:
     if kind not in KINDS:
         raise BadEvent("kind", f"must be one of {', '.join(KINDS)}", kind)
     ts_us = values.get("ts_us")
-    if isinstance(ts_us, bool) or not isinstance(ts_us, int):
-        raise BadEvent("ts_us", "must be an integer, microseconds since the epoch (UTC)", ts_us)
+    if isinstance(ts_us, bool) or not isinstance(ts_us, int) or not 0 <= ts_us < TS_US_END:
+        raise BadEvent("ts_us", "must be an integer, microseconds since the epoch (UTC), of a year 1970 to 2099", ts_us)
     required = event_shape(kind).keys
     for name in ("origin", "dest", "carrier"):
         value = values.get(name)
@@ -187,8 +188,9 @@ class RedisEventStream:
 
     An entry that is not a valid event (`validate`) is not applied and does not stop the reader:
     it is logged with its entry id, field, rule and value, and copied whole, under the same entry
-    id and with `error` and `rule` fields, to the quarantine stream `<key>:rejected`. A restarted
-    reader meets it again and finds it there already, so each bad entry is quarantined once.
+    id and with `tarmac.error` and `tarmac.rule` fields, to the quarantine stream `<key>:rejected`.
+    A restarted reader meets it again and finds it there already, so each bad entry is quarantined
+    once.
     """
 
     def __init__(self, client, key: str):
@@ -203,7 +205,7 @@ class RedisEventStream:
         entry = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
         log.error("stream %s, entry %s: rejected, not applied: %s; kept in %s", self.key, entry, error, self.rejected_key)
         try:
-            self.client.xadd(self.rejected_key, {**fields, "error": str(error), "rule": error.rule}, id=entry)
+            self.client.xadd(self.rejected_key, {**fields, "tarmac.error": str(error), "tarmac.rule": error.rule}, id=entry)
         except redis.ResponseError as failure:  # an id at or below the top: quarantined before
             if "equal or smaller" not in str(failure):
                 raise
