@@ -580,6 +580,11 @@ def _noise(line: str) -> bool:
     return "Warning" in line or line.startswith("  return fn(") or line.strip().startswith("dg.AssetCheckSpec(")
 
 
+def without_noise(output: str) -> str:
+    """A command's output without the libraries' warnings (each names a file of the machine it ran on)."""
+    return "\n".join(line for line in output.splitlines() if not _noise(line))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("results", type=Path)
