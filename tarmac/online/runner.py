@@ -12,7 +12,7 @@ import pandas as pd
 from tarmac.online.events import Event, RedisEventStream, from_us, replay_silver, to_us
 from tarmac.online.retrieval import open_online_store
 from tarmac.online.speed_layer import SpeedLayer
-from tarmac.online.store import OnlineStore
+from tarmac.online.store import OnlineStore, redis_client
 from tarmac.paths import LOCAL_TIMEZONE, TarmacPaths
 from tarmac.settings.loader import load_settings
 from tarmac.settings.online import OnlineSettings
@@ -107,11 +107,7 @@ def stream_client(online: OnlineSettings, block_ms: int | None = None):
     """A Redis client for the event stream: a server that stops answering fails a call after
     online.redis_timeout_seconds, beyond the time a blocking read waits for new entries by design
     (the speed layer then stops with the error, for its supervisor to restart, instead of hanging)."""
-    import redis
-
-    timeout = online.redis_timeout_seconds
-    return redis.Redis.from_url(online.redis_url, socket_connect_timeout=timeout,
-                                socket_timeout=timeout + (block_ms or 0) / 1000)
+    return redis_client(online.redis_url, online.redis_timeout_seconds, (block_ms or 0) / 1000)
 
 
 def run_configured_speed_layer(

@@ -157,7 +157,7 @@ class SqliteOnlineStore(OnlineStore):
         if isinstance(self.path, Path):
             self.path.parent.mkdir(parents=True, exist_ok=True)
         # one connection shared by the API's worker threads, serialized by a lock
-        self._con = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False, isolation_level=None)
+        self._con = self._connect()
         self._lock = threading.Lock()
         self._count_con: sqlite3.Connection | None = None  # opened by the first count_records
         self._count_lock = threading.Lock()
@@ -184,6 +184,9 @@ class SqliteOnlineStore(OnlineStore):
                     payload text not null
                 );
             """)
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(str(self.path), timeout=30, check_same_thread=False, isolation_level=None)
 
     def _set_meta(self, **values: int | None) -> None:
         self._con.executemany("insert or replace into meta values (?, ?)", list(values.items()))
@@ -274,13 +277,13 @@ class SqliteOnlineStore(OnlineStore):
     def count_records(self, entity: str) -> int:
         # a count walks the whole key index (a year's flights: tens of milliseconds), so it reads on
         # a connection of its own: in WAL mode it then holds up no read or write of the API's threads
-        if not isinstance(self.path, Path):  # an in-memory store has one connection only
-            with self._lock:
-                return self._con.execute("select count(*) from records where entity = ?", (entity,)).fetchone()[0]
-        with self._count_lock:
-            if self._count_con is None:
-                self._count_con = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False, isolation_level=None)
-            return self._count_con.execute("select count(*) from records where entity = ?", (entity,)).fetchone()[0]
+        # (an in-memory store has one connection only)
+        own = isinstance(self.path, Path)
+        with self._count_lock if own else self._lock:
+            if own and self._count_con is None:
+                self._count_con = self._connect()
+            con = self._count_con if own else self._con
+            return con.execute("select count(*) from records where entity = ?", (entity,)).fetchone()[0]
 
     def log_pushed(self, entries: Sequence[PushLogEntry]) -> list[bool]:
         ids = sorted({e.event_id for e in entries if e.event_id is not None})
@@ -328,6 +331,15 @@ class SqliteOnlineStore(OnlineStore):
         with self._count_lock:
             if self._count_con is not None:
                 self._count_con.close()
+
+
+def redis_client(url: str, timeout_seconds: float, wait_seconds: float = 0):
+    """A client of the Redis at `url` whose connection or reply that takes longer than
+    `timeout_seconds` (plus `wait_seconds`, a blocking read's own wait) raises redis.TimeoutError;
+    socket_timeout and socket_connect_timeout in the URL's query win."""
+    import redis
+
+    return redis.Redis.from_url(url, socket_connect_timeout=timeout_seconds, socket_timeout=timeout_seconds + wait_seconds)
 
 
 # Deletes a sorted set's members older than the one in force at ARGV[1] (the latest at or before it).
@@ -411,8 +423,7 @@ class RedisOnlineStore(OnlineStore):
         raises redis.TimeoutError (options given in the URL's query win)."""
         import redis
 
-        timeouts = {} if timeout_seconds is None else {"socket_timeout": timeout_seconds, "socket_connect_timeout": timeout_seconds}
-        return cls(redis.Redis.from_url(url, **timeouts), prefix)
+        return cls(redis_client(url, timeout_seconds) if timeout_seconds is not None else redis.Redis.from_url(url), prefix)
 
     def _history_key(self, feature: str, key: str) -> str:
         return f"{self.prefix}:h:{feature}:{key}"
